@@ -1,0 +1,56 @@
+// Package rediserr is the one place that classifies Redis errors, so that no
+// other package compares error strings.
+package rediserr
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// IsBusyGroup reports whether err is Redis's BUSYGROUP reply (the group exists).
+func IsBusyGroup(err error) bool { return err != nil && redis.HasErrorPrefix(err, "BUSYGROUP") }
+
+// IsNoGroup reports whether err is Redis's NOGROUP reply: the group or the
+// stream key does not exist (deleted, or the server was flushed).
+func IsNoGroup(err error) bool { return err != nil && redis.HasErrorPrefix(err, "NOGROUP") }
+
+// IsWrongType reports whether err is Redis's WRONGTYPE reply.
+func IsWrongType(err error) bool { return err != nil && redis.HasErrorPrefix(err, "WRONGTYPE") }
+
+// IsNoPerm reports whether err is an ACL denial (NOPERM).
+func IsNoPerm(err error) bool { return err != nil && redis.HasErrorPrefix(err, "NOPERM") }
+
+// IsNil reports whether err is redis.Nil (no reply value, e.g. a BLOCK timeout).
+func IsNil(err error) bool { return errors.Is(err, redis.Nil) }
+
+// IsTransient reports whether err is worth retrying after a pause: network
+// errors, a closed or refused connection, timeouts, and the server being busy
+// loading, failing over or read-only. Error replies that describe the command
+// or the data (WRONGTYPE, NOPERM, syntax) are not transient.
+func IsTransient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	for _, p := range []string{"LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "MOVED", "ASK"} {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	var re redis.Error
+	if errors.As(err, &re) {
+		return false // any other error reply from the server
+	}
+	// I/O errors that are not net.Error (io.EOF, io.ErrUnexpectedEOF,
+	// "connection reset", redis: client is closed, pool timeout...).
+	return !errors.Is(err, redis.ErrClosed)
+}
