@@ -1,0 +1,72 @@
+package group
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/internal/engine"
+)
+
+// Consumer is one named member of a consumer group, handling the group's
+// entries with a [handler.Handler] on a bounded pool of goroutines.
+//
+// A Consumer is single-use: create it with [NewConsumer], call [Consumer.Run]
+// once. Its methods are safe for concurrent use. The zero value is not usable.
+type Consumer struct {
+	eng  *engine.Engine
+	mode engine.Mode
+}
+
+// NewConsumer returns a consumer named consumer in group on stream, handling
+// entries with h. The name must be stable across restarts (a host or pod
+// name): on start, a consumer first finishes the entries its name still owns.
+// opts may be nil for defaults.
+//
+// Invalid arguments (a nil client or handler, empty names, negative or
+// inconsistent options) give an error wrapping [ErrInvalidOptions]. The
+// consumer never closes rdb.
+func NewConsumer(rdb redis.UniversalClient, stream, group, consumer string, h handler.Handler, opts *Options) (*Consumer, error) {
+	cfg, err := engine.Config{
+		Client: rdb, Stream: stream, Group: group, Consumer: consumer, Handler: h,
+		Knobs: opts.knobs(),
+	}.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{
+		eng:  engine.New(cfg),
+		mode: engine.Mode{Read: true, Reclaim: !cfg.DisableReclaim},
+	}, nil
+}
+
+// Run consumes until ctx is cancelled, then shuts down gracefully. It:
+//
+//   - creates the group if needed (XGROUP CREATE ... MKSTREAM from
+//     Options.GroupStart), and again whenever it vanishes (NOGROUP);
+//   - first delivers the entries this consumer name still has pending from
+//     an earlier run, then new ones, reading as many as there are free
+//     handler slots per XREADGROUP;
+//   - acknowledges handled entries in batches, retries failed ones with
+//     backoff, dead-letters those that fail permanently or too often;
+//   - reclaims entries that other consumers left idle past MinIdle
+//     (unless Options.DisableReclaim), and renews the leases of its own
+//     slow entries so that nobody reclaims them from a live consumer;
+//   - rides out Redis outages with capped, jittered backoff.
+//
+// When ctx is cancelled Run stops reading, waits up to DrainTimeout for
+// in-flight handlers (their contexts are not cancelled until then), flushes
+// acknowledgements and returns nil. Past DrainTimeout it returns an error
+// wrapping [ErrDrainTimeout]; unfinished entries stay pending and are
+// delivered again later. Run returns early with an error only for problems
+// that waiting cannot fix, such as a key of the wrong type or a missing
+// permission. A second call returns [ErrAlreadyRun].
+func (c *Consumer) Run(ctx context.Context) error {
+	return c.eng.Run(ctx, c.mode)
+}
+
+// Stats returns a snapshot of the consumer's counters.
+func (c *Consumer) Stats() Stats {
+	return statsFrom(c.eng.Stats())
+}

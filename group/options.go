@@ -1,0 +1,144 @@
+package group
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/streamgroup/streamgroup/internal/engine"
+)
+
+// Errors a caller can act on. Each is matched with errors.Is.
+var (
+	// ErrInvalidOptions is wrapped by every error about a bad argument or
+	// option given to NewConsumer (and claim.NewReclaimer).
+	ErrInvalidOptions = engine.ErrInvalidOptions
+	// ErrDrainTimeout is wrapped by the error Run returns when in-flight
+	// handlers did not finish within DrainTimeout. Their entries stay pending
+	// and are delivered again (to this consumer name on its next start, or to
+	// another consumer's reclaimer): nothing is lost.
+	ErrDrainTimeout = engine.ErrDrainTimeout
+	// ErrAlreadyRun is returned by a second call of Run: consumers are
+	// single-use.
+	ErrAlreadyRun = engine.ErrAlreadyRun
+)
+
+// Options configures a [Consumer] (and a claim.Reclaimer). A nil *Options
+// means all defaults; the zero value of every field means its default, as
+// documented on the field. NewConsumer copies the options; changing them
+// afterwards has no effect. Negative values are invalid.
+type Options struct {
+	// Concurrency is the number of entries handled at once, which is also the
+	// most a single XREADGROUP asks for (COUNT is the number of free slots).
+	// Zero means 10.
+	Concurrency int
+
+	// GroupStart is where a group created by the consumer starts: "0" (all
+	// entries in the stream), "$" (only entries added from now on) or an
+	// entry ID. It applies when the group does not exist yet, at start and
+	// when the group vanishes while running. Zero ("") means "0", so jobs
+	// published before the first consumer started are not skipped.
+	GroupStart string
+
+	// Block is how long one XREADGROUP waits for new entries. It bounds how
+	// long shutdown waits for a read in progress. Zero means 2s. (Unlike
+	// go-redis, zero never means "block forever".)
+	Block time.Duration
+
+	// MaxDeliveries is how many deliveries, as counted by Redis, an entry
+	// gets before it is moved to the dead-letter stream: a handler error on
+	// the MaxDeliveries-th delivery dead-letters it, and so does any delivery
+	// beyond it (a handler that crashed the process every time). Zero means 5.
+	MaxDeliveries int64
+
+	// DeadLetterStream is the stream that receives entries that failed
+	// permanently or too often, with their original fields and metadata
+	// (see stream.ParseDeadLetter). Zero means "<stream>:dead". On Redis
+	// Cluster it must hash to the stream's slot: use a hash tag, as in
+	// "{jobs}:email" and "{jobs}:email:dead".
+	DeadLetterStream string
+
+	// MinIdle is how long an entry must stay unacknowledged and untouched
+	// before another consumer's reclaimer may take it over. Leases keep the
+	// entries of a live consumer younger than this. Zero means 30s. Minimum 10ms.
+	MinIdle time.Duration
+
+	// LeaseInterval is how often the lease of an entry held by a running
+	// handler (or waiting for its retry) is renewed, with XCLAIM ... JUSTID
+	// (which does not count a delivery). Zero means MinIdle/3. It must be
+	// shorter than MinIdle.
+	LeaseInterval time.Duration
+
+	// ReclaimInterval is the pause between two XAUTOCLAIM passes over the
+	// group's pending entries, with ±20% jitter. Zero means MinIdle/2.
+	ReclaimInterval time.Duration
+
+	// ReclaimCount is the most entries one XAUTOCLAIM call takes (it also
+	// never takes more than the free handler slots). Zero means 100.
+	ReclaimCount int
+
+	// DisableReclaim turns off the reclaimer inside Consumer.Run, for
+	// deployments that run a claim.Reclaimer separately. The zero value
+	// (false) runs it.
+	DisableReclaim bool
+
+	// RetryBackoff is the delay before the first retry of a failed entry; the
+	// n-th retry waits RetryBackoff*2^(n-1), capped by MaxRetryBackoff, with
+	// jitter (a delay between half and all of it). Zero means MinIdle.
+	RetryBackoff time.Duration
+
+	// MaxRetryBackoff caps the retry delay. Zero means the larger of 10
+	// minutes and RetryBackoff.
+	MaxRetryBackoff time.Duration
+
+	// AckInterval is the longest an acknowledgement waits to be batched with
+	// others. Zero means 50ms.
+	AckInterval time.Duration
+
+	// AckBatch is the most IDs in one XACK; a full batch is sent at once.
+	// Zero means 256.
+	AckBatch int
+
+	// DrainTimeout is how long Run waits, after its context is cancelled, for
+	// in-flight handlers to finish. Past it, handler contexts are cancelled
+	// and Run returns an error wrapping ErrDrainTimeout. Zero means 30s.
+	DrainTimeout time.Duration
+
+	// AckTimeout bounds the last flush of acknowledgements (and each
+	// dead-lettering) during shutdown. Zero means 10s.
+	AckTimeout time.Duration
+
+	// Logger receives the consumer's logs, with the attributes stream,
+	// group, consumer and (per entry) id. Nil means no logging. Entry
+	// contents are never logged.
+	Logger *slog.Logger
+
+	// OnError, when not nil, is called with every error the consumer handles
+	// by itself: handler failures (wrapping the handler's error), Redis
+	// outages it retries, a group it recreates, dead-lettering that failed.
+	// It is called from the consumer's goroutines and must not block.
+	OnError func(error)
+}
+
+// Stats is a snapshot of a consumer's counters since Run started.
+type Stats struct {
+	Delivered     uint64 // entries handed to the handler (or dead-lettered unhandled)
+	Acked         uint64 // entries acknowledged with XACK
+	Failed        uint64 // handler calls that returned an error or panicked
+	Retried       uint64 // failures scheduled for another delivery
+	DeadLettered  uint64 // entries moved to the dead-letter stream
+	Reclaimed     uint64 // entries taken over with XAUTOCLAIM
+	DeletedInPEL  uint64 // pending entries found deleted from the stream and dropped
+	LeaseRenewals uint64 // lease renewals of entries held by slow handlers or retries
+	GroupsCreated uint64 // times the consumer created the group (at start or after NOGROUP)
+}
+
+func statsFrom(s engine.Stats) Stats {
+	return Stats(s)
+}
+
+func (o *Options) knobs() engine.Knobs {
+	if o == nil {
+		return engine.Knobs{}
+	}
+	return engine.Knobs(*o)
+}

@@ -1,0 +1,181 @@
+// Package engine is the machinery shared by group.Consumer and
+// claim.Reclaimer: bounded dispatch to a handler, the failure policy (retry
+// with backoff, dead letters), batched acknowledgements, leases, the
+// XREADGROUP reader and the XAUTOCLAIM reclaimer.
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/handler"
+)
+
+// Sentinels re-exported by the public packages.
+var (
+	ErrInvalidOptions = errors.New("group: invalid options")
+	ErrDrainTimeout   = errors.New("group: drain timeout exceeded")
+	ErrAlreadyRun     = errors.New("group: Run called more than once")
+)
+
+// Defaults. The public Options document the same values.
+const (
+	DefaultConcurrency     = 10
+	DefaultBlock           = 2 * time.Second
+	DefaultMaxDeliveries   = 5
+	DefaultMinIdle         = 30 * time.Second
+	DefaultReclaimCount    = 100
+	DefaultMaxRetryBackoff = 10 * time.Minute
+	DefaultAckInterval     = 50 * time.Millisecond
+	DefaultAckBatch        = 256
+	DefaultDrainTimeout    = 30 * time.Second
+	DefaultAckTimeout      = 10 * time.Second
+	DefaultDeadLetterSufx  = ":dead"
+	maxErrorText           = 2048
+)
+
+// Config is the configuration of an Engine.
+type Config struct {
+	Client   redis.UniversalClient
+	Stream   string
+	Group    string
+	Consumer string
+	Handler  handler.Handler
+	Knobs
+}
+
+// Knobs mirrors group.Options field for field, so that group and claim
+// convert their options with a plain type conversion. The meaning and
+// defaults of each field are documented on group.Options.
+type Knobs struct {
+	Concurrency      int
+	GroupStart       string
+	Block            time.Duration
+	MaxDeliveries    int64
+	DeadLetterStream string
+	MinIdle          time.Duration
+	LeaseInterval    time.Duration
+	ReclaimInterval  time.Duration
+	ReclaimCount     int
+	DisableReclaim   bool
+	RetryBackoff     time.Duration
+	MaxRetryBackoff  time.Duration
+	AckInterval      time.Duration
+	AckBatch         int
+	DrainTimeout     time.Duration
+	AckTimeout       time.Duration
+	Logger           *slog.Logger
+	OnError          func(error)
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidOptions, fmt.Sprintf(format, args...))
+}
+
+// Normalize fills defaults and validates. It returns a copy.
+func (c Config) Normalize() (Config, error) {
+	switch {
+	case c.Client == nil:
+		return c, invalid("nil redis client")
+	case c.Stream == "":
+		return c, invalid("empty stream name")
+	case c.Group == "":
+		return c, invalid("empty group name")
+	case c.Consumer == "":
+		return c, invalid("empty consumer name")
+	case c.Handler == nil:
+		return c, invalid("nil handler")
+	}
+	type check struct {
+		bad  bool
+		name string
+	}
+	for _, ck := range []check{
+		{c.Concurrency < 0, "Concurrency"},
+		{c.Block < 0, "Block"},
+		{c.MaxDeliveries < 0, "MaxDeliveries"},
+		{c.MinIdle < 0, "MinIdle"},
+		{c.LeaseInterval < 0, "LeaseInterval"},
+		{c.ReclaimInterval < 0, "ReclaimInterval"},
+		{c.ReclaimCount < 0, "ReclaimCount"},
+		{c.RetryBackoff < 0, "RetryBackoff"},
+		{c.MaxRetryBackoff < 0, "MaxRetryBackoff"},
+		{c.AckInterval < 0, "AckInterval"},
+		{c.AckBatch < 0, "AckBatch"},
+		{c.DrainTimeout < 0, "DrainTimeout"},
+		{c.AckTimeout < 0, "AckTimeout"},
+	} {
+		if ck.bad {
+			return c, invalid("%s must not be negative", ck.name)
+		}
+	}
+	if c.GroupStart == "" {
+		c.GroupStart = "0"
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.Block == 0 {
+		c.Block = DefaultBlock
+	}
+	if c.Block < time.Millisecond {
+		return c, invalid("Block %v is below Redis's 1ms resolution", c.Block)
+	}
+	if c.MaxDeliveries == 0 {
+		c.MaxDeliveries = DefaultMaxDeliveries
+	}
+	if c.DeadLetterStream == "" {
+		c.DeadLetterStream = c.Stream + DefaultDeadLetterSufx
+	}
+	if c.DeadLetterStream == c.Stream {
+		return c, invalid("DeadLetterStream must differ from the stream %q", c.Stream)
+	}
+	if c.MinIdle == 0 {
+		c.MinIdle = DefaultMinIdle
+	}
+	if c.MinIdle < 10*time.Millisecond {
+		return c, invalid("MinIdle %v is too small (minimum 10ms)", c.MinIdle)
+	}
+	if c.LeaseInterval == 0 {
+		c.LeaseInterval = c.MinIdle / 3
+	}
+	if c.LeaseInterval >= c.MinIdle {
+		return c, invalid("LeaseInterval %v must be shorter than MinIdle %v", c.LeaseInterval, c.MinIdle)
+	}
+	if c.ReclaimInterval == 0 {
+		c.ReclaimInterval = c.MinIdle / 2
+	}
+	if c.ReclaimCount == 0 {
+		c.ReclaimCount = DefaultReclaimCount
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = c.MinIdle
+	}
+	if c.MaxRetryBackoff == 0 {
+		c.MaxRetryBackoff = max(DefaultMaxRetryBackoff, c.RetryBackoff)
+	}
+	if c.MaxRetryBackoff < c.RetryBackoff {
+		return c, invalid("MaxRetryBackoff %v is below RetryBackoff %v", c.MaxRetryBackoff, c.RetryBackoff)
+	}
+	if c.AckInterval == 0 {
+		c.AckInterval = DefaultAckInterval
+	}
+	if c.AckBatch == 0 {
+		c.AckBatch = DefaultAckBatch
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = DefaultAckTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Logger = c.Logger.With("stream", c.Stream, "group", c.Group, "consumer", c.Consumer)
+	return c, nil
+}

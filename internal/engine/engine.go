@@ -1,0 +1,393 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/internal/backoff"
+	"github.com/streamgroup/streamgroup/internal/rediserr"
+	"github.com/streamgroup/streamgroup/stream"
+)
+
+// Stats are the engine's counters.
+type Stats struct {
+	Delivered     uint64
+	Acked         uint64
+	Failed        uint64
+	Retried       uint64
+	DeadLettered  uint64
+	Reclaimed     uint64
+	DeletedInPEL  uint64
+	LeaseRenewals uint64
+	GroupsCreated uint64
+}
+
+type counters struct {
+	delivered, acked, failed, retried, deadLettered, reclaimed, deletedInPEL, leaseRenewals, groupsCreated atomic.Uint64
+}
+
+// held is an entry this consumer owns and keeps a lease on: either in flight
+// in a handler, or waiting for its retry.
+type held struct {
+	renewed time.Time // last claim or lease renewal
+	retry   bool      // waiting for a retry, not in a handler
+	due     time.Time // when retry: when to re-deliver
+	// deliveries is the delivery count of the last delivery.
+	deliveries int64
+}
+
+// Engine runs one consumer's machinery. It is single-use.
+type Engine struct {
+	cfg   Config
+	log   *slog.Logger
+	slots chan struct{}
+	used  atomic.Bool
+	c     counters
+
+	transientBackoff backoff.Policy
+	retryBackoff     backoff.Policy
+
+	mu        sync.Mutex
+	holds     map[string]*held
+	ackBuf    []string
+	abandoned bool // the drain timed out: late handler results are dropped
+
+	ackWake   chan struct{}
+	retryWake chan struct{}
+
+	handlers sync.WaitGroup
+	hctx     context.Context
+	hcancel  context.CancelFunc
+}
+
+// New returns an Engine for a normalized config.
+func New(cfg Config) *Engine {
+	e := &Engine{
+		cfg:              cfg,
+		log:              cfg.Logger,
+		slots:            make(chan struct{}, cfg.Concurrency),
+		holds:            make(map[string]*held),
+		ackWake:          make(chan struct{}, 1),
+		retryWake:        make(chan struct{}, 1),
+		transientBackoff: backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second},
+		retryBackoff:     backoff.Policy{Base: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
+	}
+	for range cfg.Concurrency {
+		e.slots <- struct{}{}
+	}
+	return e
+}
+
+// Stats returns a snapshot of the counters.
+func (e *Engine) Stats() Stats {
+	return Stats{
+		Delivered:     e.c.delivered.Load(),
+		Acked:         e.c.acked.Load(),
+		Failed:        e.c.failed.Load(),
+		Retried:       e.c.retried.Load(),
+		DeadLettered:  e.c.deadLettered.Load(),
+		Reclaimed:     e.c.reclaimed.Load(),
+		DeletedInPEL:  e.c.deletedInPEL.Load(),
+		LeaseRenewals: e.c.leaseRenewals.Load(),
+		GroupsCreated: e.c.groupsCreated.Load(),
+	}
+}
+
+// Mode selects the loops Run starts.
+type Mode struct {
+	Read    bool // XREADGROUP: own pending entries first, then new ones
+	Reclaim bool // XAUTOCLAIM loop
+}
+
+// Run runs the engine until ctx ends or a permanent error occurs, then
+// drains. See group.Consumer.Run for the contract.
+func (e *Engine) Run(ctx context.Context, mode Mode) error {
+	if !e.used.CompareAndSwap(false, true) {
+		return ErrAlreadyRun
+	}
+	if err := e.ensureGroupAtStart(ctx); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	e.hctx, e.hcancel = context.WithCancel(context.WithoutCancel(ctx))
+	defer e.hcancel()
+
+	// Housekeeping outlives the loops: leases must go on while in-flight
+	// handlers drain, and acks are flushed last.
+	houseCtx, stopHouse := context.WithCancel(context.WithoutCancel(ctx))
+	var house errgroup.Group
+	house.Go(func() error { e.leaseLoop(houseCtx); return nil })
+	ackerDone := make(chan struct{})
+	house.Go(func() error { defer close(ackerDone); e.ackLoop(houseCtx); return nil })
+
+	loops, lctx := errgroup.WithContext(ctx)
+	if mode.Read {
+		loops.Go(func() error { return e.readLoop(lctx) })
+	}
+	if mode.Reclaim {
+		loops.Go(func() error { return e.reclaimLoop(lctx) })
+	}
+	loops.Go(func() error { return e.retryLoop(lctx) })
+	loopErr := loops.Wait()
+	if loopErr != nil {
+		e.log.Error("consumer stopping on a permanent error", "err", loopErr)
+	}
+
+	drainErr := e.drain()
+	stopHouse()
+	_ = house.Wait()
+	return errors.Join(loopErr, drainErr)
+}
+
+func (e *Engine) ensureGroupAtStart(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := e.ensureGroup(ctx)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		if !rediserr.IsTransient(err) {
+			return fmt.Errorf("group: create group %q on stream %q: %w", e.cfg.Group, e.cfg.Stream, err)
+		}
+		e.transient("create group", err)
+		if !backoff.Sleep(ctx, e.transientBackoff.Delay(attempt)) {
+			return nil
+		}
+	}
+}
+
+// ensureGroup creates the group (and the stream) unless it exists.
+func (e *Engine) ensureGroup(ctx context.Context) error {
+	err := e.cfg.Client.XGroupCreateMkStream(ctx, e.cfg.Stream, e.cfg.Group, e.cfg.GroupStart).Err()
+	if rediserr.IsBusyGroup(err) {
+		return nil
+	}
+	if err == nil {
+		e.c.groupsCreated.Add(1)
+		e.log.Info("consumer group created", "start", e.cfg.GroupStart)
+	}
+	return err
+}
+
+// recreateGroup answers NOGROUP: the group or the stream vanished (deleted,
+// or the server lost its data). It creates the group again from
+// GroupStart, so entries still in the stream are delivered again rather than
+// skipped.
+func (e *Engine) recreateGroup(ctx context.Context, cause error) error {
+	e.log.Warn("consumer group missing; creating it again", "err", cause)
+	e.report(fmt.Errorf("group: group %q on stream %q vanished: %w", e.cfg.Group, e.cfg.Stream, cause))
+	return e.ensureGroup(ctx)
+}
+
+func (e *Engine) report(err error) {
+	if e.cfg.OnError != nil {
+		e.cfg.OnError(err)
+	}
+}
+
+func (e *Engine) transient(op string, err error) {
+	e.log.Warn("redis unavailable; retrying", "op", op, "err", err)
+	e.report(fmt.Errorf("group: %s: %w", op, err))
+}
+
+// acquire takes at least one and at most n handler slots, waiting for the
+// first. It returns 0 when ctx ends first.
+func (e *Engine) acquire(ctx context.Context, n int) int {
+	select {
+	case <-e.slots:
+	case <-ctx.Done():
+		return 0
+	}
+	got := 1
+	for got < n {
+		select {
+		case <-e.slots:
+			got++
+		default:
+			return got
+		}
+	}
+	return got
+}
+
+func (e *Engine) release(n int) {
+	for range n {
+		e.slots <- struct{}{}
+	}
+}
+
+// dispatch hands msg to a handler goroutine, consuming one slot the caller
+// acquired. It reports false (and the caller keeps the slot) when the entry
+// is already in a handler here.
+func (e *Engine) dispatch(msg stream.Message) bool {
+	now := time.Now()
+	e.mu.Lock()
+	if h, ok := e.holds[msg.ID]; ok && !h.retry {
+		e.mu.Unlock()
+		return false
+	}
+	e.holds[msg.ID] = &held{renewed: now, deliveries: msg.Deliveries}
+	e.mu.Unlock()
+	e.c.delivered.Add(1)
+	e.handlers.Go(func() {
+		defer e.release(1)
+		e.process(&msg)
+	})
+	return true
+}
+
+func (e *Engine) process(msg *stream.Message) {
+	log := e.log.With("id", msg.ID)
+	if msg.Deliveries > e.cfg.MaxDeliveries {
+		reason := fmt.Sprintf("delivered %d times, more than MaxDeliveries (%d), without finishing: the handler crashed or stalled", msg.Deliveries, e.cfg.MaxDeliveries)
+		e.deadLetter(log, msg, reason)
+		return
+	}
+	err := e.call(msg)
+	if e.isAbandoned() {
+		return // the drain gave up on us; the entry stays pending
+	}
+	if err == nil {
+		e.unhold(msg.ID)
+		e.ack(msg.ID)
+		return
+	}
+	e.c.failed.Add(1)
+	d := max(msg.Deliveries, 1)
+	e.report(fmt.Errorf("group: handler failed on entry %s (delivery %d): %w", msg.ID, d, err))
+	switch {
+	case errors.Is(err, handler.ErrPermanent), errors.Is(err, stream.ErrDecode):
+		log.Warn("handler failed permanently", "deliveries", d, "err", err)
+		e.deadLetter(log, msg, err.Error())
+	case d >= e.cfg.MaxDeliveries:
+		log.Warn("handler failed on the last allowed delivery", "deliveries", d, "err", err)
+		e.deadLetter(log, msg, err.Error())
+	default:
+		delay := e.retryBackoff.Delay(int(d - 1))
+		log.Info("handler failed; will retry", "deliveries", d, "retry_in", delay, "err", err)
+		e.scheduleRetry(msg.ID, d, delay)
+	}
+}
+
+// call runs the handler, turning a panic into a *handler.PanicError.
+func (e *Engine) call(msg *stream.Message) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &handler.PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return e.cfg.Handler.Handle(e.hctx, msg)
+}
+
+func (e *Engine) isAbandoned() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.abandoned
+}
+
+func (e *Engine) unhold(id string) {
+	e.mu.Lock()
+	delete(e.holds, id)
+	e.mu.Unlock()
+}
+
+func (e *Engine) scheduleRetry(id string, deliveries int64, delay time.Duration) {
+	e.mu.Lock()
+	if h, ok := e.holds[id]; ok {
+		h.retry = true
+		h.due = time.Now().Add(delay)
+		h.deliveries = deliveries
+	}
+	e.mu.Unlock()
+	e.c.retried.Add(1)
+	select {
+	case e.retryWake <- struct{}{}:
+	default:
+	}
+}
+
+// deadLetter moves msg to the dead-letter stream with its metadata,
+// atomically with its XACK. If that fails the entry stays pending: the
+// reclaimer delivers it again and it comes back here.
+func (e *Engine) deadLetter(log *slog.Logger, msg *stream.Message, reason string) {
+	defer e.unhold(msg.ID)
+	if len(reason) > maxErrorText {
+		reason = reason[:maxErrorText] + "…"
+	}
+	args := make([]any, 0, 3+2*len(msg.Values)+14)
+	args = append(args, e.cfg.Group, e.cfg.Consumer, msg.ID)
+	for k, v := range msg.Values {
+		args = append(args, k, v)
+	}
+	args = append(args,
+		stream.DeadIDField, msg.ID,
+		stream.DeadStreamField, e.cfg.Stream,
+		stream.DeadGroupField, e.cfg.Group,
+		stream.DeadConsumerField, e.cfg.Consumer,
+		stream.DeadDeliveriesField, strconv.FormatInt(max(msg.Deliveries, 1), 10),
+		stream.DeadErrorField, reason,
+		stream.DeadTimeField, strconv.FormatInt(time.Now().UnixMilli(), 10),
+	)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.hctx), e.cfg.AckTimeout)
+	defer cancel()
+	res, err := deadLetterScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream, e.cfg.DeadLetterStream}, args...).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		log.Info("entry no longer owned by this consumer; not dead-lettered")
+	case err != nil:
+		log.Error("dead-lettering failed; the entry stays pending", "err", err)
+		e.report(fmt.Errorf("group: dead-letter entry %s to %q: %w", msg.ID, e.cfg.DeadLetterStream, err))
+	default:
+		e.c.deadLettered.Add(1)
+		log.Warn("entry dead-lettered", "dead_letter_stream", e.cfg.DeadLetterStream, "dead_letter_id", res, "reason", reason)
+	}
+}
+
+// drain waits for in-flight handlers up to DrainTimeout.
+func (e *Engine) drain() error {
+	done := make(chan struct{})
+	go func() { e.handlers.Wait(); close(done) }()
+	t := time.NewTimer(e.cfg.DrainTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+	}
+	// Past the deadline: cancel handler contexts and give handlers that
+	// watch them a moment to return.
+	e.hcancel()
+	grace := time.NewTimer(min(time.Second, e.cfg.DrainTimeout))
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+	}
+	e.mu.Lock()
+	e.abandoned = true
+	n := 0
+	for _, h := range e.holds {
+		if !h.retry {
+			n++
+		}
+	}
+	e.mu.Unlock()
+	if n == 0 {
+		<-done
+		return fmt.Errorf("%w (%v): handlers returned only after their context was cancelled", ErrDrainTimeout, e.cfg.DrainTimeout)
+	}
+	e.log.Error("drain timeout: handlers still running; their entries stay pending for the reclaimer", "running", n)
+	return fmt.Errorf("%w (%v): %d handlers still running; their entries stay pending", ErrDrainTimeout, e.cfg.DrainTimeout, n)
+}

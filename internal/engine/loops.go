@@ -1,0 +1,552 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/internal/backoff"
+	"github.com/streamgroup/streamgroup/internal/rediserr"
+	"github.com/streamgroup/streamgroup/stream"
+)
+
+// errStop ends a loop without an error.
+var errStop = errors.New("stop")
+
+// handleErr decides what a loop does about a Redis error: nil to carry on
+// (after a NOGROUP repair or a backoff pause), errStop when ctx ended, or a
+// permanent error that stops the consumer.
+func (e *Engine) handleErr(ctx context.Context, op string, err error, attempt *int) error {
+	if ctx.Err() != nil {
+		return errStop
+	}
+	switch {
+	case rediserr.IsNoGroup(err):
+		rerr := e.recreateGroup(ctx, err)
+		if rerr == nil {
+			*attempt = 0
+			return nil
+		}
+		err = rerr
+		if !rediserr.IsTransient(err) {
+			return fmt.Errorf("group: recreate group %q on stream %q: %w", e.cfg.Group, e.cfg.Stream, err)
+		}
+	case !rediserr.IsTransient(err):
+		return fmt.Errorf("group: %s on stream %q: %w", op, e.cfg.Stream, err)
+	}
+	e.transient(op, err)
+	d := e.transientBackoff.Delay(*attempt)
+	*attempt++
+	if !backoff.Sleep(ctx, d) {
+		return errStop
+	}
+	return nil
+}
+
+func stopped(err error) error {
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}
+
+// readLoop reads with XREADGROUP: first this consumer's own pending entries
+// (ID 0, left over from an earlier run), then new ones (">"). Each read asks
+// for as many entries as there are free handler slots.
+func (e *Engine) readLoop(ctx context.Context) error {
+	cursor := "0"
+	attempt := 0
+	for {
+		n := e.acquire(ctx, e.cfg.Concurrency)
+		if n == 0 {
+			return nil
+		}
+		args := &redis.XReadGroupArgs{
+			Group:    e.cfg.Group,
+			Consumer: e.cfg.Consumer,
+			Streams:  []string{e.cfg.Stream, cursor},
+			Count:    int64(n),
+			Block:    e.cfg.Block,
+		}
+		if cursor != ">" {
+			args.Block = -1 // history reads never block
+		}
+		res, err := e.cfg.Client.XReadGroup(ctx, args).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			e.release(n)
+			if err := e.handleErr(ctx, "XREADGROUP", err, &attempt); err != nil {
+				return stopped(err)
+			}
+			continue
+		}
+		attempt = 0
+		var xs []redis.XMessage
+		if len(res) > 0 {
+			xs = res[0].Messages
+		}
+		if cursor != ">" {
+			if len(xs) == 0 {
+				cursor = ">"
+				e.log.Debug("own pending entries done; reading new entries")
+				e.release(n)
+				continue
+			}
+			cursor = xs[len(xs)-1].ID
+		}
+		used := e.deliverRead(ctx, xs, cursor == ">")
+		e.release(n - used)
+	}
+}
+
+// deliverRead dispatches what XREADGROUP returned and reports how many slots
+// it used.
+func (e *Engine) deliverRead(ctx context.Context, xs []redis.XMessage, fresh bool) int {
+	if len(xs) == 0 {
+		return 0
+	}
+	var counts map[string]int64
+	if !fresh {
+		counts = e.pendingCounts(ctx, xs[0].ID, xs[len(xs)-1].ID, len(xs))
+	}
+	used := 0
+	var tombstones []string
+	for _, x := range xs {
+		if x.Values == nil {
+			tombstones = append(tombstones, x.ID)
+			continue
+		}
+		m := toMessage(e.cfg.Stream, x)
+		m.Deliveries = 1
+		if !fresh {
+			m.Deliveries = counts[x.ID]
+		}
+		if e.dispatch(m) {
+			used++
+		}
+	}
+	e.dropDeleted(tombstones)
+	return used
+}
+
+// pendingCounts returns the delivery counts of this consumer's pending
+// entries between start and end. Missing counts read as 0 (unknown).
+func (e *Engine) pendingCounts(ctx context.Context, start, end string, n int) map[string]int64 {
+	ps, err := e.cfg.Client.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: e.cfg.Stream, Group: e.cfg.Group, Start: start, End: end, Count: int64(n), Consumer: e.cfg.Consumer,
+	}).Result()
+	if err != nil {
+		e.log.Warn("cannot read delivery counts", "err", err)
+		return nil
+	}
+	counts := make(map[string]int64, len(ps))
+	for _, p := range ps {
+		counts[p.ID] = p.RetryCount
+	}
+	return counts
+}
+
+// dropDeleted acknowledges entries that were deleted from the stream while
+// pending (XREADGROUP returns them with no fields), so they leave the PEL
+// and never reach a handler.
+func (e *Engine) dropDeleted(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	e.c.deletedInPEL.Add(uint64(len(ids)))
+	e.log.Info("entries deleted from the stream while pending; removing them from the PEL", "count", len(ids))
+	for _, id := range ids {
+		e.ack(id)
+	}
+}
+
+func toMessage(key string, x redis.XMessage) stream.Message {
+	vals := make(map[string]string, len(x.Values))
+	for k, v := range x.Values {
+		switch v := v.(type) {
+		case string:
+			vals[k] = v
+		default:
+			vals[k] = fmt.Sprint(v)
+		}
+	}
+	return stream.Message{ID: x.ID, Stream: key, Values: vals}
+}
+
+// reclaimLoop takes over entries idle longer than MinIdle with XAUTOCLAIM,
+// from consumers that died or stalled, in full cursor passes every
+// ReclaimInterval (with jitter). The first pass runs at once.
+func (e *Engine) reclaimLoop(ctx context.Context) error {
+	attempt := 0
+	for {
+		if err := e.reclaimPass(ctx, &attempt); err != nil {
+			return stopped(err)
+		}
+		if !backoff.Sleep(ctx, backoff.Jitter(e.cfg.ReclaimInterval, 0.2)) {
+			return nil
+		}
+	}
+}
+
+func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
+	cursor := "0-0"
+	for {
+		n := e.acquire(ctx, e.cfg.ReclaimCount)
+		if n == 0 {
+			return errStop
+		}
+		res, err := claimScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream},
+			e.cfg.Group, e.cfg.Consumer, e.cfg.MinIdle.Milliseconds(), cursor, n).Slice()
+		if err != nil {
+			e.release(n)
+			if err := e.handleErr(ctx, "XAUTOCLAIM", err, attempt); err != nil {
+				return err
+			}
+			return nil // try again next interval
+		}
+		*attempt = 0
+		next, used, err := e.deliverClaimed(res)
+		e.release(n - used)
+		if err != nil {
+			return err
+		}
+		if next == "0-0" || next == "" {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+func (e *Engine) deliverClaimed(res []any) (next string, used int, err error) {
+	if len(res) < 4 {
+		return "", 0, fmt.Errorf("group: unexpected XAUTOCLAIM reply of %d elements", len(res))
+	}
+	next, _ = res[0].(string)
+	entries, _ := res[1].([]any)
+	counts, _ := res[2].([]any)
+	deleted, _ := res[3].([]any)
+	if len(deleted) > 0 {
+		e.c.deletedInPEL.Add(uint64(len(deleted)))
+		e.log.Info("XAUTOCLAIM removed entries deleted from the stream", "count", len(deleted))
+	}
+	for i, v := range entries {
+		id, values, ok, perr := parseEntry(v)
+		if perr != nil {
+			return next, used, perr
+		}
+		if !ok {
+			if id != "" {
+				e.dropDeleted([]string{id})
+			}
+			continue
+		}
+		m := stream.Message{ID: id, Stream: e.cfg.Stream, Values: values}
+		if i < len(counts) {
+			m.Deliveries, _ = counts[i].(int64)
+		}
+		if e.dispatch(m) {
+			used++
+			e.c.reclaimed.Add(1)
+		}
+	}
+	return next, used, nil
+}
+
+// retryLoop re-delivers entries whose handler failed, when their backoff is
+// due. Until then the lease loop keeps them owned by this consumer.
+func (e *Engine) retryLoop(ctx context.Context) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	attempt := 0
+	for {
+		due, next := e.dueRetries()
+		if len(due) == 0 {
+			wait := time.Hour
+			if !next.IsZero() {
+				wait = time.Until(next)
+			}
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-e.retryWake:
+			case <-timer.C:
+			}
+			continue
+		}
+		n := e.acquire(ctx, len(due))
+		if n == 0 {
+			return nil
+		}
+		due = due[:n]
+		args := make([]any, 0, 2+n)
+		args = append(args, e.cfg.Group, e.cfg.Consumer)
+		for _, id := range due {
+			args = append(args, id)
+		}
+		res, err := retryScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream}, args...).Slice()
+		if err != nil {
+			e.release(n)
+			if err := e.handleErr(ctx, "retry XCLAIM", err, &attempt); err != nil {
+				return stopped(err)
+			}
+			continue
+		}
+		attempt = 0
+		// Entries not in the reply are no longer ours: forget them.
+		got := make(map[string]bool, len(res))
+		used := 0
+		for _, v := range res {
+			arr, _ := v.([]any)
+			if len(arr) < 3 {
+				continue
+			}
+			id, values, _, _ := parseEntry(arr[:2])
+			d, _ := arr[2].(int64)
+			got[id] = true
+			if d < 0 {
+				e.unhold(id)
+				e.c.deletedInPEL.Add(1)
+				continue
+			}
+			if e.dispatch(stream.Message{ID: id, Stream: e.cfg.Stream, Values: values, Deliveries: d}) {
+				used++
+			}
+		}
+		for _, id := range due {
+			if !got[id] {
+				e.unhold(id)
+			}
+		}
+		e.release(n - used)
+	}
+}
+
+// dueRetries returns the IDs of retries that are due, oldest first, and the
+// time the next one falls due.
+func (e *Engine) dueRetries() (due []string, next time.Time) {
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, h := range e.holds {
+		if !h.retry {
+			continue
+		}
+		if !h.due.After(now) {
+			due = append(due, id)
+		} else if next.IsZero() || h.due.Before(next) {
+			next = h.due
+		}
+	}
+	sortIDs(due)
+	return due, next
+}
+
+func sortIDs(ids []string) {
+	parsed := make(map[string]stream.ID, len(ids))
+	for _, id := range ids {
+		p, _ := stream.ParseID(id)
+		parsed[id] = p
+	}
+	slices.SortFunc(ids, func(a, b string) int { return parsed[a].Compare(parsed[b]) })
+}
+
+// leaseLoop renews the lease of every entry this consumer holds (in a
+// handler, or waiting for a retry) before it could look idle to another
+// consumer's reclaimer: XCLAIM JUSTID resets the idle time without counting
+// a delivery.
+func (e *Engine) leaseLoop(ctx context.Context) {
+	tick := time.NewTicker(e.cfg.LeaseInterval / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ids := e.staleLeases()
+		if len(ids) == 0 {
+			continue
+		}
+		args := make([]any, 0, 2+len(ids))
+		args = append(args, e.cfg.Group, e.cfg.Consumer)
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		lost, err := renewScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream}, args...).StringSlice()
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("lease renewal failed", "err", err)
+				e.report(fmt.Errorf("group: renew leases: %w", err))
+			}
+			continue
+		}
+		now := time.Now()
+		lostSet := make(map[string]bool, len(lost))
+		for _, id := range lost {
+			lostSet[id] = true
+		}
+		e.mu.Lock()
+		for _, id := range ids {
+			h, ok := e.holds[id]
+			if !ok {
+				continue
+			}
+			if lostSet[id] {
+				if h.retry { // another consumer has it now
+					delete(e.holds, id)
+				}
+				continue
+			}
+			h.renewed = now
+		}
+		e.mu.Unlock()
+		e.c.leaseRenewals.Add(uint64(len(ids) - len(lost)))
+		if len(lost) > 0 {
+			e.log.Warn("lost the lease on entries: another consumer claimed them or they were acknowledged", "count", len(lost))
+		}
+	}
+}
+
+func (e *Engine) staleLeases() []string {
+	limit := time.Now().Add(-e.cfg.LeaseInterval)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var ids []string
+	for id, h := range e.holds {
+		if h.renewed.Before(limit) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// ack queues id for a batched XACK.
+func (e *Engine) ack(id string) {
+	e.mu.Lock()
+	e.ackBuf = append(e.ackBuf, id)
+	n := len(e.ackBuf)
+	e.mu.Unlock()
+	if n == 1 || n >= e.cfg.AckBatch {
+		select {
+		case e.ackWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ackLoop flushes queued acks in batches: when AckBatch are queued, else
+// AckInterval after the first one queued, and a last time when ctx ends,
+// with a context of its own (AckTimeout) so finished work is acknowledged
+// even during shutdown.
+func (e *Engine) ackLoop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := false
+	attempt := 0
+	var notBefore time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			e.finalFlush()
+			return
+		case <-e.ackWake:
+			e.mu.Lock()
+			n := len(e.ackBuf)
+			e.mu.Unlock()
+			if n < e.cfg.AckBatch || time.Now().Before(notBefore) {
+				if !armed && n > 0 {
+					timer.Reset(max(e.cfg.AckInterval, time.Until(notBefore)))
+					armed = true
+				}
+				continue
+			}
+		case <-timer.C:
+			armed = false
+		}
+		if err := e.flushAcks(ctx); err != nil {
+			if ctx.Err() != nil {
+				continue // the final flush retries
+			}
+			d := e.transientBackoff.Delay(attempt)
+			attempt++
+			notBefore = time.Now().Add(d)
+			e.transient("XACK", err)
+			if !armed {
+				timer.Reset(d)
+				armed = true
+			}
+			continue
+		}
+		attempt = 0
+		e.mu.Lock()
+		n := len(e.ackBuf)
+		e.mu.Unlock()
+		if n > 0 && !armed {
+			timer.Reset(e.cfg.AckInterval)
+			armed = true
+		}
+	}
+}
+
+func (e *Engine) finalFlush() {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.AckTimeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		err := e.flushAcks(ctx)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			e.mu.Lock()
+			n := len(e.ackBuf)
+			e.mu.Unlock()
+			e.log.Error("could not acknowledge finished entries before AckTimeout; they stay pending and will be delivered again", "count", n, "err", err)
+			e.report(fmt.Errorf("group: final XACK of %d entries: %w", n, err))
+			return
+		}
+		e.transient("final XACK", err)
+		backoff.Sleep(ctx, e.transientBackoff.Delay(attempt))
+	}
+}
+
+// flushAcks sends every queued ack: XACK commands of up to AckBatch IDs,
+// pipelined in one round trip. On a transient error the IDs go back to the
+// queue.
+func (e *Engine) flushAcks(ctx context.Context) error {
+	e.mu.Lock()
+	ids := e.ackBuf
+	e.ackBuf = nil
+	e.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	pipe := e.cfg.Client.Pipeline()
+	var cmds []*redis.IntCmd
+	for start := 0; start < len(ids); start += e.cfg.AckBatch {
+		end := min(start+e.cfg.AckBatch, len(ids))
+		cmds = append(cmds, pipe.XAck(ctx, e.cfg.Stream, e.cfg.Group, ids[start:end]...))
+	}
+	_, err := pipe.Exec(ctx)
+	if err == nil {
+		for _, c := range cmds {
+			e.c.acked.Add(uint64(c.Val()))
+		}
+		return nil
+	}
+	if rediserr.IsTransient(err) {
+		e.mu.Lock()
+		e.ackBuf = append(ids, e.ackBuf...)
+		e.mu.Unlock()
+		return err
+	}
+	// NOGROUP (the group is gone, and its PEL with it) or a permanent error:
+	// the entries cannot be acknowledged; they are delivered again.
+	e.log.Error("acknowledgement failed; the entries will be delivered again", "count", len(ids), "err", err)
+	e.report(fmt.Errorf("group: XACK %d entries: %w", len(ids), err))
+	return nil
+}
+

@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Every script touches the stream key only (the dead-letter script also the
+// dead-letter key), so they work on Redis Cluster when both keys share a hash
+// tag.
+
+// claimScript runs XAUTOCLAIM and returns, with the claimed entries, each
+// entry's delivery count after the claim, so a reclaim is one round trip.
+// Reply: {next cursor, entries, counts, deleted IDs (Redis >= 7.0)}.
+var claimScript = redis.NewScript(`
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+local counts = {}
+for i, e in ipairs(r[2]) do
+  local n = 0
+  if e then
+    local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
+    if p[1] then n = p[1][4] end
+  end
+  counts[i] = n
+end
+return {r[1], r[2], counts, r[3] or {}}
+`)
+
+// retryScript re-delivers entries this consumer still owns (XCLAIM without
+// JUSTID, which bumps the delivery counter). An entry another consumer has
+// taken meanwhile is left alone. Reply: a list of {id, fields, deliveries};
+// deliveries is -1 for an entry deleted from the stream.
+var retryScript = redis.NewScript(`
+local out = {}
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)
+    if c[1] then
+      out[#out+1] = {c[1][1], c[1][2], p[1][4] + 1}
+    else
+      redis.call('XACK', KEYS[1], ARGV[1], id)
+      out[#out+1] = {id, {}, -1}
+    end
+  end
+end
+return out
+`)
+
+// renewScript extends the lease of entries this consumer owns: XCLAIM JUSTID
+// resets their idle time without counting a delivery. It returns the IDs this
+// consumer no longer owns (acknowledged, or taken by another consumer).
+var renewScript = redis.NewScript(`
+local lost = {}
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+  else
+    lost[#lost+1] = id
+  end
+end
+return lost
+`)
+
+// deadLetterScript moves one entry to the dead-letter stream: XADD to
+// KEYS[2], then XACK on KEYS[1]. A failing XADD aborts the script before the
+// XACK, so the entry is never acknowledged without its dead letter. It does
+// nothing (returns false) when this consumer no longer owns the entry.
+// ARGV: group, consumer, id, then field/value pairs for the dead letter.
+var deadLetterScript = redis.NewScript(`
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if not p[1] or p[1][2] ~= ARGV[2] then return false end
+local args = {}
+for i = 4, #ARGV do args[#args+1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[2], '*', unpack(args))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+return id
+`)
+
+// scriptEntry is one entry of a script reply: {id, {f1, v1, ...}}.
+func parseEntry(v any) (id string, values map[string]string, ok bool, err error) {
+	arr, isArr := v.([]any)
+	if !isArr || len(arr) < 2 {
+		if v == nil {
+			return "", nil, false, nil // tombstone of an older Redis
+		}
+		return "", nil, false, fmt.Errorf("engine: unexpected entry %T in script reply", v)
+	}
+	id, _ = arr[0].(string)
+	fields, _ := arr[1].([]any)
+	if fields == nil {
+		return id, nil, false, nil
+	}
+	values = make(map[string]string, len(fields)/2)
+	for i := 0; i+1 < len(fields); i += 2 {
+		k, _ := fields[i].(string)
+		val, _ := fields[i+1].(string)
+		values[k] = val
+	}
+	return id, values, true, nil
+}

@@ -1,0 +1,60 @@
+package stream
+
+import (
+	"strconv"
+	"time"
+)
+
+// Fields a consumer adds to an entry when it moves it to a dead-letter
+// stream. The entry keeps all of its original fields besides these.
+const (
+	DeadIDField         = "dlq:id"         // the entry's ID in its original stream
+	DeadStreamField     = "dlq:stream"     // the original stream key
+	DeadGroupField      = "dlq:group"      // the consumer group that gave up
+	DeadConsumerField   = "dlq:consumer"   // the consumer that moved it
+	DeadDeliveriesField = "dlq:deliveries" // Redis's delivery count at that time
+	DeadErrorField      = "dlq:error"      // the last error, or why it was moved
+	DeadTimeField       = "dlq:at"         // when, in Unix milliseconds
+)
+
+// DeadLetter is the metadata of an entry read from a dead-letter stream.
+type DeadLetter struct {
+	OriginalID string
+	Stream     string
+	Group      string
+	Consumer   string
+	Deliveries int64
+	Error      string
+	At         time.Time
+	// Values are the original fields, without the dead-letter ones.
+	Values map[string]string
+}
+
+// ParseDeadLetter reads the dead-letter metadata of m. It reports false when
+// m does not carry it (m was not written by a consumer's dead-lettering).
+func ParseDeadLetter(m *Message) (DeadLetter, bool) {
+	id, ok := m.Values[DeadIDField]
+	if !ok {
+		return DeadLetter{}, false
+	}
+	d := DeadLetter{
+		OriginalID: id,
+		Stream:     m.Values[DeadStreamField],
+		Group:      m.Values[DeadGroupField],
+		Consumer:   m.Values[DeadConsumerField],
+		Error:      m.Values[DeadErrorField],
+		Values:     make(map[string]string, len(m.Values)),
+	}
+	d.Deliveries, _ = strconv.ParseInt(m.Values[DeadDeliveriesField], 10, 64)
+	if ms, err := strconv.ParseInt(m.Values[DeadTimeField], 10, 64); err == nil {
+		d.At = time.UnixMilli(ms)
+	}
+	for k, v := range m.Values {
+		switch k {
+		case DeadIDField, DeadStreamField, DeadGroupField, DeadConsumerField, DeadDeliveriesField, DeadErrorField, DeadTimeField:
+		default:
+			d.Values[k] = v
+		}
+	}
+	return d, true
+}
