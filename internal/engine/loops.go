@@ -128,7 +128,7 @@ func (e *Engine) deliverRead(ctx context.Context, xs []redis.XMessage, fresh boo
 			used++
 		}
 	}
-	e.dropDeleted(tombstones)
+	e.dropDeleted(ctx, tombstones)
 	return used
 }
 
@@ -151,16 +151,21 @@ func (e *Engine) pendingCounts(ctx context.Context, start, end string, n int) ma
 
 // dropDeleted acknowledges entries that were deleted from the stream while
 // pending (XREADGROUP returns them with no fields), so they leave the PEL
-// and never reach a handler.
-func (e *Engine) dropDeleted(ids []string) {
+// and never reach a handler. It counts only those its XACK removed: a
+// concurrent XAUTOCLAIM may have removed (and counted) some already.
+func (e *Engine) dropDeleted(ctx context.Context, ids []string) {
 	if len(ids) == 0 {
 		return
 	}
-	e.c.deletedInPEL.Add(uint64(len(ids)))
-	e.log.Info("entries deleted from the stream while pending; removing them from the PEL", "count", len(ids))
-	for _, id := range ids {
-		e.ack(id)
+	n, err := e.cfg.Client.XAck(ctx, e.cfg.Stream, e.cfg.Group, ids...).Result()
+	if err != nil {
+		n = int64(len(ids))
+		for _, id := range ids {
+			e.ack(id) // the batched path retries
+		}
 	}
+	e.c.deletedInPEL.Add(uint64(n))
+	e.log.Info("entries deleted from the stream while pending; removed them from the PEL", "count", n)
 }
 
 func toMessage(key string, x redis.XMessage) stream.Message {
@@ -208,7 +213,7 @@ func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 			return nil // try again next interval
 		}
 		*attempt = 0
-		next, used, err := e.deliverClaimed(res)
+		next, used, err := e.deliverClaimed(ctx, res)
 		e.release(n - used)
 		if err != nil {
 			return err
@@ -220,7 +225,7 @@ func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 	}
 }
 
-func (e *Engine) deliverClaimed(res []any) (next string, used int, err error) {
+func (e *Engine) deliverClaimed(ctx context.Context, res []any) (next string, used int, err error) {
 	if len(res) < 4 {
 		return "", 0, fmt.Errorf("group: unexpected XAUTOCLAIM reply of %d elements", len(res))
 	}
@@ -239,7 +244,7 @@ func (e *Engine) deliverClaimed(res []any) (next string, used int, err error) {
 		}
 		if !ok {
 			if id != "" {
-				e.dropDeleted([]string{id})
+				e.dropDeleted(ctx, []string{id})
 			}
 			continue
 		}
