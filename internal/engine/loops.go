@@ -554,4 +554,3 @@ func (e *Engine) flushAcks(ctx context.Context) error {
 	e.report(fmt.Errorf("group: XACK %d entries: %w", len(ids), err))
 	return nil
 }
-
