@@ -1,0 +1,202 @@
+// Command quickstart publishes a few email jobs to a Redis Stream, runs a
+// consumer group of three workers over them, shows one job that always
+// fails reaching the dead-letter stream, prints what happens and exits.
+//
+//	go run ./examples/quickstart
+//
+// It connects to REDIS_ADDR (default localhost:6379). When nothing answers
+// there, it starts a throwaway redis-server from PATH on a free port, and
+// stops it at the end.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/streamgroup/streamgroup/group"
+	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/stream"
+)
+
+type Email struct {
+	To      string `json:"to"`
+	Subject string `json:"subject"`
+}
+
+func main() {
+	log.SetFlags(0)
+	if err := run(); err != nil {
+		log.Fatal("quickstart: ", err)
+	}
+}
+
+func run() error {
+	ctx := context.Background()
+	addr, stopRedis, err := redisAddr(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopRedis()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+
+	key := fmt.Sprintf("quickstart:{email}:%d", time.Now().UnixNano())
+	dead := key + ":dead"
+	defer rdb.Del(context.WithoutCancel(ctx), key, dead)
+
+	// 1. Publish: five jobs in one pipelined round trip, one of them poison.
+	p, err := stream.NewProducer(rdb, key, nil)
+	if err != nil {
+		return err
+	}
+	var batch []stream.Entry
+	for _, to := range []string{"ada@example.com", "grace@example.com", "bounce@invalid", "alan@example.com", "edsger@example.com"} {
+		values, err := stream.Encode(stream.JSON, Email{To: to, Subject: "Welcome"})
+		if err != nil {
+			return err
+		}
+		batch = append(batch, stream.Entry{Values: values})
+	}
+	ids, err := p.AddBatch(ctx, batch)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("published %d jobs to %s\n", len(ids), key)
+
+	// 2. Handle: a typed handler; the invalid address always fails.
+	var sent atomic.Int64
+	h := handler.Typed(stream.JSON, func(ctx context.Context, m *stream.Message, e Email) error {
+		if e.To == "bounce@invalid" {
+			fmt.Printf("  %s: sending to %s failed (delivery %d)\n", m.ID, e.To, m.Deliveries)
+			return errors.New("smtp: 550 no such mailbox")
+		}
+		fmt.Printf("  %s: sent %q to %s\n", m.ID, e.Subject, e.To)
+		sent.Add(1)
+		return nil
+	})
+
+	// 3. Run three workers of one group until the work is done.
+	opts := &group.Options{
+		Concurrency:   4,
+		MaxDeliveries: 3,
+		RetryBackoff:  100 * time.Millisecond, // short, for the demo
+		Block:         200 * time.Millisecond,
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(runCtx)
+	var consumers []*group.Consumer
+	for i := 1; i <= 3; i++ {
+		c, err := group.NewConsumer(rdb, key, "mailers", "worker-"+strconv.Itoa(i), h, opts)
+		if err != nil {
+			stop()
+			return err
+		}
+		consumers = append(consumers, c)
+		g.Go(func() error { return c.Run(gctx) })
+	}
+
+	deadline := time.After(30 * time.Second)
+	for done := false; !done; {
+		select {
+		case <-deadline:
+			stop()
+			_ = g.Wait()
+			return errors.New("jobs not done within 30s")
+		case <-time.After(50 * time.Millisecond):
+			n, _ := rdb.XLen(ctx, dead).Result()
+			done = sent.Load() == 4 && n == 1
+		}
+	}
+	stop() // graceful: in-flight work finishes, acks are flushed
+	if err := g.Wait(); err != nil {
+		return err
+	}
+
+	// 4. Report.
+	for i, c := range consumers {
+		s := c.Stats()
+		fmt.Printf("worker-%d: delivered=%d acked=%d failed=%d retried=%d dead-lettered=%d\n",
+			i+1, s.Delivered, s.Acked, s.Failed, s.Retried, s.DeadLettered)
+	}
+	xs, err := rdb.XRange(ctx, dead, "-", "+").Result()
+	if err != nil {
+		return err
+	}
+	for _, x := range xs {
+		m := stream.Message{ID: x.ID, Values: map[string]string{}}
+		for k, v := range x.Values {
+			m.Values[k] = fmt.Sprint(v)
+		}
+		d, _ := stream.ParseDeadLetter(&m)
+		fmt.Printf("dead letter %s: job %s after %d deliveries: %s\n", x.ID, d.OriginalID, d.Deliveries, d.Error)
+	}
+	pending, err := rdb.XPending(ctx, key, "mailers").Result()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("pending entries left: %d\n", pending.Count)
+	return nil
+}
+
+// redisAddr returns REDIS_ADDR (default localhost:6379) when a server
+// answers there, or else starts a throwaway redis-server from PATH.
+func redisAddr(ctx context.Context) (string, func(), error) {
+	addr := os.Getenv("REDIS_ADDR")
+	if addr == "" {
+		addr = "localhost:6379"
+	}
+	probe := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, MaxRetries: -1})
+	err := probe.Ping(ctx).Err()
+	probe.Close()
+	if err == nil {
+		fmt.Println("using Redis at", addr)
+		return addr, func() {}, nil
+	}
+	bin, lookErr := exec.LookPath("redis-server")
+	if lookErr != nil {
+		return "", nil, fmt.Errorf("no Redis answers at %s (%v) and redis-server is not on PATH.\n"+
+			"Start one (docker run -p 6379:6379 redis:7, or apt-get install redis-server, or brew install redis)\n"+
+			"or point REDIS_ADDR at one", addr, err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir, err := os.MkdirTemp("", "quickstart-redis")
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = os.RemoveAll(dir) }
+	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	for i := 0; ; i++ {
+		if c.Ping(ctx).Err() == nil {
+			break
+		}
+		if i == 100 {
+			stop()
+			return "", nil, fmt.Errorf("redis-server on %s did not answer", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fmt.Println("no Redis at localhost:6379; started a throwaway redis-server on", addr)
+	return addr, stop, nil
+}
