@@ -184,6 +184,7 @@ func redisAddr(ctx context.Context) (string, func(), error) {
 		return "", nil, err
 	}
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = os.RemoveAll(dir) }
+	wanted := addr
 	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer c.Close()
@@ -197,6 +198,6 @@ func redisAddr(ctx context.Context) (string, func(), error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	fmt.Println("no Redis at localhost:6379; started a throwaway redis-server on", addr)
+	fmt.Printf("no Redis at %s; started a throwaway redis-server on %s\n", wanted, addr)
 	return addr, stop, nil
 }
