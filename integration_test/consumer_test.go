@@ -434,7 +434,7 @@ func TestBadInput(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := c.Run(ctx)
-		if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") || !strings.Contains(err.Error(), wrong) {
+		if !errors.Is(err, group.ErrNotStream) || !strings.Contains(err.Error(), "WRONGTYPE") || !strings.Contains(err.Error(), wrong) {
 			t.Errorf("Run on a string key = %v; want a WRONGTYPE error naming %q", err, wrong)
 		}
 		if err := c.Run(ctx); !errors.Is(err, group.ErrAlreadyRun) {

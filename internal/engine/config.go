@@ -20,6 +20,7 @@ var (
 	ErrInvalidOptions = errors.New("group: invalid options")
 	ErrDrainTimeout   = errors.New("group: drain timeout exceeded")
 	ErrAlreadyRun     = errors.New("group: Run called more than once")
+	ErrNotStream      = errors.New("group: key is not a stream")
 )
 
 // Defaults. The public Options document the same values.

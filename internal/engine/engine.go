@@ -159,7 +159,7 @@ func (e *Engine) ensureGroupAtStart(ctx context.Context) error {
 			return nil
 		}
 		if !rediserr.IsTransient(err) {
-			return fmt.Errorf("group: create group %q on stream %q: %w", e.cfg.Group, e.cfg.Stream, err)
+			return e.permanent("create group", err)
 		}
 		e.transient("create group", err)
 		if !backoff.Sleep(ctx, e.transientBackoff.Delay(attempt)) {
@@ -189,6 +189,14 @@ func (e *Engine) recreateGroup(ctx context.Context, cause error) error {
 	e.log.Warn("consumer group missing; creating it again", "err", cause)
 	e.report(fmt.Errorf("group: group %q on stream %q vanished: %w", e.cfg.Group, e.cfg.Stream, cause))
 	return e.ensureGroup(ctx)
+}
+
+// permanent wraps an error that stops the consumer, naming the key.
+func (e *Engine) permanent(op string, err error) error {
+	if rediserr.IsWrongType(err) {
+		return fmt.Errorf("%w: %s: key %q holds another type: %w", ErrNotStream, op, e.cfg.Stream, err)
+	}
+	return fmt.Errorf("group: %s on stream %q (group %q): %w", op, e.cfg.Stream, e.cfg.Group, err)
 }
 
 func (e *Engine) report(err error) {

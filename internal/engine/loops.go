@@ -33,10 +33,10 @@ func (e *Engine) handleErr(ctx context.Context, op string, err error, attempt *i
 		}
 		err = rerr
 		if !rediserr.IsTransient(err) {
-			return fmt.Errorf("group: recreate group %q on stream %q: %w", e.cfg.Group, e.cfg.Stream, err)
+			return e.permanent("recreate group", err)
 		}
 	case !rediserr.IsTransient(err):
-		return fmt.Errorf("group: %s on stream %q: %w", op, e.cfg.Stream, err)
+		return e.permanent(op, err)
 	}
 	e.transient(op, err)
 	d := e.transientBackoff.Delay(*attempt)
