@@ -257,10 +257,9 @@ func (e *Engine) dispatch(msg stream.Message) bool {
 }
 
 func (e *Engine) process(msg *stream.Message) {
-	log := e.log.With("id", msg.ID)
 	if msg.Deliveries > e.cfg.MaxDeliveries {
 		reason := fmt.Sprintf("delivered %d times, more than MaxDeliveries (%d), without finishing: the handler crashed or stalled", msg.Deliveries, e.cfg.MaxDeliveries)
-		e.deadLetter(log, msg, reason)
+		e.deadLetter(msg, reason)
 		return
 	}
 	err := e.call(msg)
@@ -277,14 +276,14 @@ func (e *Engine) process(msg *stream.Message) {
 	e.report(fmt.Errorf("group: handler failed on entry %s (delivery %d): %w", msg.ID, d, err))
 	switch {
 	case errors.Is(err, handler.ErrPermanent), errors.Is(err, stream.ErrDecode):
-		log.Warn("handler failed permanently", "deliveries", d, "err", err)
-		e.deadLetter(log, msg, err.Error())
+		e.log.Warn("handler failed permanently", "id", msg.ID, "deliveries", d, "err", err)
+		e.deadLetter(msg, err.Error())
 	case d >= e.cfg.MaxDeliveries:
-		log.Warn("handler failed on the last allowed delivery", "deliveries", d, "err", err)
-		e.deadLetter(log, msg, err.Error())
+		e.log.Warn("handler failed on the last allowed delivery", "id", msg.ID, "deliveries", d, "err", err)
+		e.deadLetter(msg, err.Error())
 	default:
 		delay := e.retryBackoff.Delay(int(d - 1))
-		log.Info("handler failed; will retry", "deliveries", d, "retry_in", delay, "err", err)
+		e.log.Info("handler failed; will retry", "id", msg.ID, "deliveries", d, "retry_in", delay, "err", err)
 		e.scheduleRetry(msg.ID, d, delay)
 	}
 }
@@ -329,7 +328,8 @@ func (e *Engine) scheduleRetry(id string, deliveries int64, delay time.Duration)
 // deadLetter moves msg to the dead-letter stream with its metadata,
 // atomically with its XACK. If that fails the entry stays pending: the
 // reclaimer delivers it again and it comes back here.
-func (e *Engine) deadLetter(log *slog.Logger, msg *stream.Message, reason string) {
+func (e *Engine) deadLetter(msg *stream.Message, reason string) {
+	log := e.log.With("id", msg.ID)
 	defer e.unhold(msg.ID)
 	if len(reason) > maxErrorText {
 		reason = reason[:maxErrorText] + "…"
