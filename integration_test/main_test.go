@@ -4,7 +4,6 @@ package integration_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -203,10 +202,7 @@ func deadLetters(t testing.TB, rdb redis.UniversalClient, key string) []stream.D
 	}
 	var out []stream.DeadLetter
 	for _, x := range xs {
-		m := stream.Message{ID: x.ID, Values: map[string]string{}}
-		for k, v := range x.Values {
-			m.Values[k] = fmt.Sprint(v)
-		}
+		m, _ := stream.FromXMessage(key, x)
 		d, ok := stream.ParseDeadLetter(&m)
 		if !ok {
 			t.Fatalf("entry %s in %s is not a dead letter: %v", x.ID, key, x.Values)

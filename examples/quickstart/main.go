@@ -129,17 +129,16 @@ func run() error {
 		fmt.Printf("worker-%d: delivered=%d acked=%d failed=%d retried=%d dead-lettered=%d\n",
 			i+1, s.Delivered, s.Acked, s.Failed, s.Retried, s.DeadLettered)
 	}
-	xs, err := rdb.XRange(ctx, dead, "-", "+").Result()
+	deadReader, err := stream.NewReader(rdb, dead, nil)
 	if err != nil {
 		return err
 	}
-	for _, x := range xs {
-		m := stream.Message{ID: x.ID, Values: map[string]string{}}
-		for k, v := range x.Values {
-			m.Values[k] = fmt.Sprint(v)
+	for m, err := range deadReader.Range(ctx, "-", "+") {
+		if err != nil {
+			return err
 		}
-		d, _ := stream.ParseDeadLetter(&m)
-		fmt.Printf("dead letter %s: job %s after %d deliveries: %s\n", x.ID, d.OriginalID, d.Deliveries, d.Error)
+		d, _ := stream.ParseDeadLetter(m)
+		fmt.Printf("dead letter %s: job %s after %d deliveries: %s\n", m.ID, d.OriginalID, d.Deliveries, d.Error)
 	}
 	pending, err := rdb.XPending(ctx, key, "mailers").Result()
 	if err != nil {

@@ -115,11 +115,11 @@ func (e *Engine) deliverRead(ctx context.Context, xs []redis.XMessage, fresh boo
 	used := 0
 	var tombstones []string
 	for _, x := range xs {
-		if x.Values == nil {
+		m, ok := stream.FromXMessage(e.cfg.Stream, x)
+		if !ok {
 			tombstones = append(tombstones, x.ID)
 			continue
 		}
-		m := toMessage(e.cfg.Stream, x)
 		m.Deliveries = 1
 		if !fresh {
 			m.Deliveries = counts[x.ID]
@@ -166,19 +166,6 @@ func (e *Engine) dropDeleted(ctx context.Context, ids []string) {
 	}
 	e.c.deletedInPEL.Add(uint64(n))
 	e.log.Info("entries deleted from the stream while pending; removed them from the PEL", "count", n)
-}
-
-func toMessage(key string, x redis.XMessage) stream.Message {
-	vals := make(map[string]string, len(x.Values))
-	for k, v := range x.Values {
-		switch v := v.(type) {
-		case string:
-			vals[k] = v
-		default:
-			vals[k] = fmt.Sprint(v)
-		}
-	}
-	return stream.Message{ID: x.ID, Stream: key, Values: vals}
 }
 
 // reclaimLoop takes over entries idle longer than MinIdle with XAUTOCLAIM,

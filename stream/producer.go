@@ -1,0 +1,457 @@
+package stream
+
+import (
+	"cmp"
+	"context"
+	_ "embed"
+	"encoding"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/internal/rediserr"
+)
+
+// ErrInvalidOptions is wrapped by the error [NewProducer] and [NewReader]
+// return for option values that cannot work, such as a negative MaxLen.
+var ErrInvalidOptions = errors.New("stream: invalid options")
+
+// ErrNoStream is wrapped by the error an add returns when
+// [ProducerOptions.NoMkStream] is set and the stream does not exist.
+var ErrNoStream = errors.New("stream: stream does not exist")
+
+// ErrEmptyEntry is wrapped by the error an add returns for an entry without
+// fields: Redis requires at least one field/value pair.
+var ErrEmptyEntry = errors.New("stream: entry has no fields")
+
+// DefaultTrimInterval is how many adds a [Producer] makes between two safe
+// trims when [ProducerOptions.TrimInterval] is zero.
+const DefaultTrimInterval = 100
+
+// ProducerOptions configures a [Producer]. A nil *ProducerOptions means all
+// defaults: no trimming, the stream is created by the first add, payloads
+// are encoded as JSON.
+//
+// Trimming is off unless MaxLen or MinID is set. By default it is safe: it
+// never removes an entry that a consumer group has not been delivered yet or
+// still holds pending, so a slow or stopped group makes the stream grow past
+// MaxLen rather than lose work. See [Producer.Trim].
+type ProducerOptions struct {
+	// MaxLen is the stream length to trim to. Zero means no length cap.
+	// Negative is invalid. MaxLen and MinID are mutually exclusive, as in
+	// Redis.
+	MaxLen int64
+
+	// MinID is the entry ID below which entries are trimmed, "<ms>-<seq>"
+	// or "<ms>". Empty means none.
+	MinID string
+
+	// ExactTrim trims exactly to MaxLen or MinID. False means approximate
+	// ("~") trimming: Redis removes only whole internal nodes, so a few more
+	// entries than asked for may stay, and trimming is much cheaper.
+	ExactTrim bool
+
+	// UnsafeTrim makes every add trim with plain XADD MAXLEN or MINID, as
+	// Redis does, ignoring consumer groups.
+	//
+	// WARNING: this can delete entries that no consumer has processed yet:
+	// entries not yet delivered to a group, and entries delivered but not
+	// acknowledged (whose handler may then fail and find nothing to retry).
+	// Use it only when losing unconsumed work is acceptable, for example for
+	// a stream that nothing consumes through a group. False means safe
+	// trimming.
+	UnsafeTrim bool
+
+	// TrimInterval is how many adds pass between two safe trims; the trim
+	// rides in the same round trip as the add that makes it due. Zero means
+	// [DefaultTrimInterval]; 1 trims after every add. Negative is invalid.
+	// It is ignored when trimming is off or UnsafeTrim is set.
+	TrimInterval int
+
+	// NoMkStream makes adds fail with [ErrNoStream] when the stream does not
+	// exist, instead of creating it. False means XADD creates the stream.
+	NoMkStream bool
+
+	// Codec encodes the values given to [Producer.AddPayload]. Nil means
+	// [JSON].
+	Codec Codec
+
+	// OnError receives the errors of the automatic trims that follow adds.
+	// Such an error never fails the add: the entries were written, and the
+	// next due trim tries again. Nil means such errors are dropped. It must
+	// be safe for concurrent use.
+	OnError func(err error)
+}
+
+// Entry is one entry to add. The zero value has no fields, so adding it
+// fails with [ErrEmptyEntry].
+type Entry struct {
+	// ID is the entry ID to use, "<ms>-<seq>", "<ms>" (sequence 0) or
+	// "<ms>-*" (Redis picks the sequence). Empty or "*" means Redis
+	// assigns the ID; explicit IDs must be greater than the stream's top ID.
+	ID string
+	// Values holds the field/value pairs; there must be at least one. A
+	// value is a string, []byte, number, bool, time.Time, time.Duration,
+	// net.IP, a pointer to one of those, nil (written as ""), or implements
+	// encoding.BinaryMarshaler: what go-redis can write.
+	Values map[string]any
+}
+
+// Producer adds entries to one stream and keeps its length in check. It is
+// safe for concurrent use. It does not own the client and never closes it.
+// The zero value is not usable: create one with [NewProducer].
+type Producer struct {
+	rdb      redis.UniversalClient
+	stream   string
+	opts     ProducerOptions // a copy, normalised
+	minID    string          // opts.MinID normalised to "<ms>-<seq>"
+	approx   string          // "~" or "="
+	trimming bool            // MaxLen or MinID set
+	adds     atomic.Uint64   // adds made, for TrimInterval
+}
+
+//go:embed trim.lua
+var trimSource string
+
+var trimScript = redis.NewScript(trimSource)
+
+// NewProducer returns a producer that adds to stream through rdb. A nil
+// opts means defaults. It returns an error wrapping [ErrInvalidOptions] for
+// invalid option values, and panics if rdb is nil or stream is empty.
+func NewProducer(rdb redis.UniversalClient, stream string, opts *ProducerOptions) (*Producer, error) {
+	if rdb == nil {
+		panic("stream: NewProducer with nil client")
+	}
+	if stream == "" {
+		panic("stream: NewProducer with empty stream name")
+	}
+	p := &Producer{rdb: rdb, stream: stream, approx: "~"}
+	if opts != nil {
+		p.opts = *opts
+	}
+	o := &p.opts
+	if o.MaxLen < 0 {
+		return nil, fmt.Errorf("%w: MaxLen %d is negative", ErrInvalidOptions, o.MaxLen)
+	}
+	if o.TrimInterval < 0 {
+		return nil, fmt.Errorf("%w: TrimInterval %d is negative", ErrInvalidOptions, o.TrimInterval)
+	}
+	if o.MaxLen > 0 && o.MinID != "" {
+		return nil, fmt.Errorf("%w: MaxLen and MinID are mutually exclusive", ErrInvalidOptions)
+	}
+	if o.MinID != "" {
+		id, err := ParseID(o.MinID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: MinID: %w", ErrInvalidOptions, err)
+		}
+		p.minID = id.String()
+	}
+	if o.TrimInterval == 0 {
+		o.TrimInterval = DefaultTrimInterval
+	}
+	if o.Codec == nil {
+		o.Codec = JSON
+	}
+	if o.ExactTrim {
+		p.approx = "="
+	}
+	p.trimming = o.MaxLen > 0 || o.MinID != ""
+	return p, nil
+}
+
+// Stream returns the key of the stream p adds to.
+func (p *Producer) Stream() string { return p.stream }
+
+// Add adds one entry with the given fields and returns the ID Redis
+// assigned. See [Producer.AddEntry].
+func (p *Producer) Add(ctx context.Context, values map[string]any) (string, error) {
+	return p.AddEntry(ctx, Entry{Values: values})
+}
+
+// AddPayload adds one entry holding v encoded with the producer's codec, in
+// the fields [PayloadField] and [ContentTypeField] (see [Encode]), and
+// returns its ID. Consumers read it back with [Decode].
+func (p *Producer) AddPayload(ctx context.Context, v any) (string, error) {
+	values, err := Encode(p.opts.Codec, v)
+	if err != nil {
+		return "", err
+	}
+	return p.Add(ctx, values)
+}
+
+// AddEntry adds e and returns its ID.
+//
+// The error wraps [ErrEmptyEntry] for an entry without fields, [ErrInvalidID]
+// for a malformed e.ID, [ErrNoStream] when NoMkStream is set and the stream
+// is missing, and otherwise the go-redis error (a key of another type gives
+// Redis's WRONGTYPE reply). After a network error or a cancelled ctx the
+// entry may or may not have been added.
+func (p *Producer) AddEntry(ctx context.Context, e Entry) (string, error) {
+	ids, err := p.AddBatch(ctx, []Entry{e})
+	if be, ok := errors.AsType[*BatchError](err); ok {
+		err = be.Errs[0]
+	}
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// AddBatch adds entries in order, in one pipelined round trip, and returns
+// their IDs in the same order. It is not a transaction: entries from other
+// producers may interleave, and each entry succeeds or fails on its own.
+//
+// When any entry fails, AddBatch returns the IDs of those that were added
+// ("" for the others) and a [*BatchError] holding each entry's error, whose
+// individual errors are as described for [Producer.AddEntry]. An empty
+// entries makes no round trip and returns (nil, nil).
+func (p *Producer) AddBatch(ctx context.Context, entries []Entry) ([]string, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(entries))
+	errs := make([]error, len(entries))
+	cmds := make([]*redis.StringCmd, len(entries))
+	sent := 0
+
+	pipe := p.rdb.Pipeline()
+	for i, e := range entries {
+		args, err := p.xaddArgs(e)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		cmds[i] = pipe.XAdd(ctx, args)
+		sent++
+	}
+	var trim *redis.Cmd
+	if sent > 0 && p.trimDue(sent) {
+		trim = p.trimCmd(ctx, pipe)
+	}
+	var execErr error
+	if sent > 0 {
+		// Exec's error is the first failed command's; each command is
+		// inspected below.
+		_, execErr = pipe.Exec(ctx)
+	}
+
+	failed := false
+	for i, cmd := range cmds {
+		if cmd == nil {
+			failed = true
+			continue
+		}
+		id, err := cmd.Result()
+		if err == nil && id == "" { // not run at all; go-redis sets errors, but be sure
+			err = cmp.Or(execErr, errors.New("no reply"))
+		}
+		switch {
+		case rediserr.IsNil(err):
+			errs[i] = fmt.Errorf("%w: %q", ErrNoStream, p.stream)
+		case err != nil:
+			errs[i] = p.wrap(err)
+		default:
+			ids[i] = id
+			continue
+		}
+		failed = true
+	}
+	if trim != nil {
+		if err := trim.Err(); err != nil && p.opts.OnError != nil {
+			p.opts.OnError(fmt.Errorf("stream: trim %q: %w", p.stream, err))
+		}
+	}
+	if failed {
+		return ids, &BatchError{Stream: p.stream, Errs: errs}
+	}
+	return ids, nil
+}
+
+// Trim trims the stream now, as configured, and returns the number of
+// entries removed. With trimming off it returns (0, nil); a missing stream
+// removes nothing.
+//
+// Safe trimming (the default) removes only entries below both the
+// configured floor and the oldest entry any consumer group still needs: for
+// each group, its oldest pending entry and the first entry after its
+// last-delivered-id. With no groups it trims like XTRIM. It runs as one Lua
+// script on the stream's key (atomic, and Cluster-safe).
+//
+// The script's cost is one XRANGE and one XPENDING per group, plus, for
+// MaxLen, reading min(XLEN-MaxLen, MaxLen) entry IDs to find the oldest
+// entry to keep (no more than lie below the safe floor): with the default
+// TrimInterval that is a few hundred IDs per trim at most.
+//
+// With [ProducerOptions.UnsafeTrim] it runs a plain XTRIM, which ignores
+// consumer groups.
+func (p *Producer) Trim(ctx context.Context) (int64, error) {
+	if !p.trimming {
+		return 0, nil
+	}
+	var n int64
+	var err error
+	switch {
+	case !p.opts.UnsafeTrim:
+		n, err = trimScript.Run(ctx, p.rdb, []string{p.stream}, p.trimArgs()...).Int64()
+	case p.opts.MaxLen > 0 && p.opts.ExactTrim:
+		n, err = p.rdb.XTrimMaxLen(ctx, p.stream, p.opts.MaxLen).Result()
+	case p.opts.MaxLen > 0:
+		n, err = p.rdb.XTrimMaxLenApprox(ctx, p.stream, p.opts.MaxLen, 0).Result()
+	case p.opts.ExactTrim:
+		n, err = p.rdb.XTrimMinID(ctx, p.stream, p.minID).Result()
+	default:
+		n, err = p.rdb.XTrimMinIDApprox(ctx, p.stream, p.minID, 0).Result()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("stream: trim %q: %w", p.stream, err)
+	}
+	return n, nil
+}
+
+// trimDue counts n adds and reports whether they cross a multiple of
+// TrimInterval, so that one trim runs per TrimInterval adds however the
+// adds are spread over goroutines and batches.
+func (p *Producer) trimDue(n int) bool {
+	if !p.trimming || p.opts.UnsafeTrim {
+		return false
+	}
+	every := uint64(p.opts.TrimInterval)
+	after := p.adds.Add(uint64(n))
+	return after/every != (after-uint64(n))/every
+}
+
+func (p *Producer) trimArgs() []any {
+	return []any{p.minID, p.opts.MaxLen, p.approx}
+}
+
+// trimCmd queues the safe-trim script on pipe. EVAL, not EVALSHA: a
+// pipeline cannot fall back on NOSCRIPT, and the script is small.
+func (p *Producer) trimCmd(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
+	return trimScript.Eval(ctx, pipe, []string{p.stream}, p.trimArgs()...)
+}
+
+func (p *Producer) wrap(err error) error {
+	return fmt.Errorf("stream: add to %q: %w", p.stream, err)
+}
+
+// invalid reports an entry rejected before it was sent.
+func (p *Producer) invalid(err error) error {
+	return fmt.Errorf("%w (stream %q)", err, p.stream)
+}
+
+// xaddArgs validates e and builds its XADD, failing here rather than in the
+// pipeline, where a value go-redis cannot write would fail every entry.
+func (p *Producer) xaddArgs(e Entry) (*redis.XAddArgs, error) {
+	if len(e.Values) == 0 {
+		return nil, p.invalid(ErrEmptyEntry)
+	}
+	id, err := xaddID(e.ID)
+	if err != nil {
+		return nil, p.invalid(err)
+	}
+	fields := make([]string, 0, len(e.Values))
+	for f := range e.Values {
+		fields = append(fields, f)
+	}
+	slices.Sort(fields) // a stable field order, easier to read in redis-cli
+	values := make([]any, 0, 2*len(fields))
+	for _, f := range fields {
+		v, err := argValue(e.Values[f])
+		if err != nil {
+			return nil, fmt.Errorf("stream: add to %q: field %q: %w", p.stream, f, err)
+		}
+		values = append(values, f, v)
+	}
+	a := &redis.XAddArgs{Stream: p.stream, NoMkStream: p.opts.NoMkStream, ID: id, Values: values}
+	if p.opts.UnsafeTrim {
+		a.MaxLen = p.opts.MaxLen
+		a.MinID = p.minID
+		a.Approx = !p.opts.ExactTrim
+	}
+	return a, nil
+}
+
+// xaddID checks and normalises an entry ID for XADD.
+func xaddID(s string) (string, error) {
+	if s == "" || s == "*" {
+		return "*", nil
+	}
+	if ms, ok := strings.CutSuffix(s, "-*"); ok {
+		if _, err := strconv.ParseUint(ms, 10, 64); err != nil || ms == "" || ms[0] == '+' {
+			return "", fmt.Errorf("%w: %q", ErrInvalidID, s)
+		}
+		return s, nil
+	}
+	id, err := ParseID(s)
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+// argValue returns v as go-redis will write it, or an error for a type it
+// cannot write. Marshalers run here, so their errors stay with their entry.
+func argValue(v any) (any, error) {
+	switch v := v.(type) {
+	case nil, string, []byte, bool, time.Time, time.Duration, net.IP,
+		int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr,
+		float32, float64,
+		*string, *bool, *time.Time, *time.Duration,
+		*int, *int8, *int16, *int32, *int64, *uint, *uint8, *uint16, *uint32, *uint64, *uintptr,
+		*float32, *float64:
+		return v, nil
+	case encoding.BinaryMarshaler:
+		b, err := v.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("cannot write a value of type %T (implement encoding.BinaryMarshaler)", v)
+}
+
+// BatchError reports the entries of a [Producer.AddBatch] that failed. It
+// matches, with errors.Is and errors.As, every error it holds.
+type BatchError struct {
+	// Stream is the stream key.
+	Stream string
+	// Errs has one element per entry of the batch, in order: nil for an
+	// entry that was added.
+	Errs []error
+}
+
+// Error reports how many entries failed and the first failure.
+func (e *BatchError) Error() string {
+	n, first := 0, -1
+	for i, err := range e.Errs {
+		if err != nil {
+			n++
+			if first < 0 {
+				first = i
+			}
+		}
+	}
+	if first < 0 {
+		return fmt.Sprintf("stream: add batch to %q: no entry failed", e.Stream)
+	}
+	return fmt.Sprintf("stream: %d of %d entries not added to %q; entry %d: %v",
+		n, len(e.Errs), e.Stream, first, e.Errs[first])
+}
+
+// Unwrap returns the non-nil errors of Errs.
+func (e *BatchError) Unwrap() []error {
+	var errs []error
+	for _, err := range e.Errs {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
