@@ -37,12 +37,23 @@ type counters struct {
 	delivered, acked, failed, retried, deadLettered, reclaimed, deletedInPEL, leaseRenewals, groupsCreated atomic.Uint64
 }
 
-// held is an entry this consumer owns and keeps a lease on: either in flight
-// in a handler, or waiting for its retry.
+// state is where a held entry is.
+type state uint8
+
+const (
+	inHandler state = iota // a handler is running on it
+	awaitRetry             // its handler failed; re-delivered at due
+	awaitAck               // its handler succeeded; its XACK is queued
+)
+
+// held is an entry this consumer owns and keeps a lease on, from delivery
+// until its XACK is sent (or it is dead-lettered, or lost to another
+// consumer). Holding it while the XACK is queued keeps this consumer's own
+// reclaimer from handing a finished entry to a handler again.
 type held struct {
 	renewed time.Time // last claim or lease renewal
-	retry   bool      // waiting for a retry, not in a handler
-	due     time.Time // when retry: when to re-deliver
+	state   state
+	due     time.Time // when awaitRetry: when to re-deliver
 	// deliveries is the delivery count of the last delivery.
 	deliveries int64
 }
@@ -242,7 +253,7 @@ func (e *Engine) release(n int) {
 func (e *Engine) dispatch(msg stream.Message) bool {
 	now := time.Now()
 	e.mu.Lock()
-	if h, ok := e.holds[msg.ID]; ok && !h.retry {
+	if h, ok := e.holds[msg.ID]; ok && h.state != awaitRetry {
 		e.mu.Unlock()
 		return false
 	}
@@ -267,7 +278,7 @@ func (e *Engine) process(msg *stream.Message) {
 		return // the drain gave up on us; the entry stays pending
 	}
 	if err == nil {
-		e.unhold(msg.ID)
+		e.setState(msg.ID, awaitAck)
 		e.ack(msg.ID)
 		return
 	}
@@ -304,6 +315,14 @@ func (e *Engine) isAbandoned() bool {
 	return e.abandoned
 }
 
+func (e *Engine) setState(id string, s state) {
+	e.mu.Lock()
+	if h, ok := e.holds[id]; ok {
+		h.state = s
+	}
+	e.mu.Unlock()
+}
+
 func (e *Engine) unhold(id string) {
 	e.mu.Lock()
 	delete(e.holds, id)
@@ -313,7 +332,7 @@ func (e *Engine) unhold(id string) {
 func (e *Engine) scheduleRetry(id string, deliveries int64, delay time.Duration) {
 	e.mu.Lock()
 	if h, ok := e.holds[id]; ok {
-		h.retry = true
+		h.state = awaitRetry
 		h.due = time.Now().Add(delay)
 		h.deliveries = deliveries
 	}
@@ -387,7 +406,7 @@ func (e *Engine) drain() error {
 	e.abandoned = true
 	n := 0
 	for _, h := range e.holds {
-		if !h.retry {
+		if h.state == inHandler {
 			n++
 		}
 	}

@@ -324,7 +324,7 @@ func (e *Engine) dueRetries() (due []string, next time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for id, h := range e.holds {
-		if !h.retry {
+		if h.state != awaitRetry {
 			continue
 		}
 		if !h.due.After(now) {
@@ -388,7 +388,7 @@ func (e *Engine) leaseLoop(ctx context.Context) {
 				continue
 			}
 			if lostSet[id] {
-				if h.retry { // another consumer has it now
+				if h.state != inHandler { // acknowledged, or another consumer has it now
 					delete(e.holds, id)
 				}
 				continue
@@ -527,6 +527,7 @@ func (e *Engine) flushAcks(ctx context.Context) error {
 		for _, c := range cmds {
 			e.c.acked.Add(uint64(c.Val()))
 		}
+		e.unholdAll(ids)
 		return nil
 	}
 	if rediserr.IsTransient(err) {
@@ -537,7 +538,18 @@ func (e *Engine) flushAcks(ctx context.Context) error {
 	}
 	// NOGROUP (the group is gone, and its PEL with it) or a permanent error:
 	// the entries cannot be acknowledged; they are delivered again.
+	e.unholdAll(ids)
 	e.log.Error("acknowledgement failed; the entries will be delivered again", "count", len(ids), "err", err)
 	e.report(fmt.Errorf("group: XACK %d entries: %w", len(ids), err))
 	return nil
+}
+
+func (e *Engine) unholdAll(ids []string) {
+	e.mu.Lock()
+	for _, id := range ids {
+		if h, ok := e.holds[id]; ok && h.state == awaitAck {
+			delete(e.holds, id)
+		}
+	}
+	e.mu.Unlock()
 }
