@@ -41,9 +41,9 @@ type counters struct {
 type state uint8
 
 const (
-	inHandler state = iota // a handler is running on it
-	awaitRetry             // its handler failed; re-delivered at due
-	awaitAck               // its handler succeeded; its XACK is queued
+	inHandler  state = iota // a handler is running on it
+	awaitRetry              // its handler failed; re-delivered at due
+	awaitAck                // its handler succeeded; its XACK is queued
 )
 
 // held is an entry this consumer owns and keeps a lease on, from delivery
