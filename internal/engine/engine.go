@@ -195,7 +195,9 @@ func (e *Engine) ensureGroup(ctx context.Context) error {
 // recreateGroup answers NOGROUP: the group or the stream vanished (deleted,
 // or the server lost its data). It creates the group again from
 // GroupStart, so entries still in the stream are delivered again rather than
-// skipped.
+// skipped. (An entry this consumer still holds, in a handler or waiting for
+// its XACK, is not handled a second time: its pending XACK acknowledges it in
+// the new group.)
 func (e *Engine) recreateGroup(ctx context.Context, cause error) error {
 	e.log.Warn("consumer group missing; creating it again", "err", cause)
 	e.report(fmt.Errorf("group: group %q on stream %q vanished: %w", e.cfg.Group, e.cfg.Stream, cause))

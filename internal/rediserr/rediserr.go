@@ -1,5 +1,3 @@
-// Package rediserr is the one place that classifies Redis errors, so that no
-// other package compares error strings.
 package rediserr
 
 import (
@@ -41,8 +39,8 @@ func IsTransient(err error) bool {
 	if errors.As(err, &ne) {
 		return true
 	}
-	for _, p := range []string{"LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "MOVED", "ASK"} {
-		if redis.HasErrorPrefix(err, p) {
+	for _, p := range []string{"LOADING ", "BUSY ", "TRYAGAIN ", "CLUSTERDOWN ", "MASTERDOWN ", "READONLY ", "MOVED ", "ASK "} {
+		if redis.HasErrorPrefix(err, p) { // the word and a space: BUSY, not BUSYGROUP
 			return true
 		}
 	}

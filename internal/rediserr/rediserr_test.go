@@ -1,0 +1,80 @@
+package rediserr_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/internal/rediserr"
+	"github.com/streamgroup/streamgroup/internal/redistest"
+)
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
+
+// The classifiers are checked against the replies of a real server.
+func TestClassify(t *testing.T) {
+	rdb := redistest.Client(t)
+	key, grp := redistest.Names(t)
+	ctx := context.Background()
+	if err := rdb.XGroupCreateMkStream(ctx, key, grp, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	str := key + ":string"
+	if err := rdb.Set(ctx, str, "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	refused := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
+	defer refused.Close()
+	closed := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr})
+	closed.Close()
+
+	busy := rdb.XGroupCreate(ctx, key, grp, "0").Err()
+	noGroup := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "nope", Consumer: "c", Streams: []string{key, ">"}, Block: -1}).Err()
+	wrongType := rdb.XAdd(ctx, &redis.XAddArgs{Stream: str, Values: []any{"a", 1}}).Err()
+	syntax := rdb.Do(ctx, "XADD", key).Err()
+	dial := refused.Ping(ctx).Err()
+	closedErr := closed.Ping(ctx).Err()
+
+	tests := []struct {
+		name                                   string
+		err                                    error
+		busyGroup, noGroupW, wrong, transientW bool
+	}{
+		{"nil", nil, false, false, false, false},
+		{"BUSYGROUP", busy, true, false, false, false},
+		{"NOGROUP", noGroup, false, true, false, false},
+		{"WRONGTYPE", wrongType, false, false, true, false},
+		{"wrapped WRONGTYPE", fmt.Errorf("add: %w", wrongType), false, false, true, false},
+		{"syntax error", syntax, false, false, false, false},
+		{"connection refused", dial, false, false, false, true},
+		{"closed client", closedErr, false, false, false, false},
+		{"EOF", io.EOF, false, false, false, true},
+		{"deadline", context.DeadlineExceeded, false, false, false, true},
+		{"canceled", context.Canceled, false, false, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := rediserr.IsBusyGroup(tt.err); got != tt.busyGroup {
+				t.Errorf("IsBusyGroup(%v) = %v; want %v", tt.err, got, tt.busyGroup)
+			}
+			if got := rediserr.IsNoGroup(tt.err); got != tt.noGroupW {
+				t.Errorf("IsNoGroup(%v) = %v; want %v", tt.err, got, tt.noGroupW)
+			}
+			if got := rediserr.IsWrongType(tt.err); got != tt.wrong {
+				t.Errorf("IsWrongType(%v) = %v; want %v", tt.err, got, tt.wrong)
+			}
+			if got := rediserr.IsTransient(tt.err); got != tt.transientW {
+				t.Errorf("IsTransient(%v) = %v; want %v", tt.err, got, tt.transientW)
+			}
+		})
+	}
+	if !errors.Is(closedErr, redis.ErrClosed) {
+		t.Errorf("closed client error = %v; want redis.ErrClosed", closedErr)
+	}
+}
