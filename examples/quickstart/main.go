@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"os"
@@ -36,14 +37,14 @@ type Email struct {
 
 func main() {
 	log.SetFlags(0)
-	if err := run(); err != nil {
+	if err := run(os.Stdout); err != nil {
 		log.Fatal("quickstart: ", err)
 	}
 }
 
-func run() error {
+func run(out io.Writer) error {
 	ctx := context.Background()
-	addr, stopRedis, err := redisAddr(ctx)
+	addr, stopRedis, err := redisAddr(ctx, out)
 	if err != nil {
 		return err
 	}
@@ -72,16 +73,16 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("published %d jobs to %s\n", len(ids), key)
+	fmt.Fprintf(out, "published %d jobs to %s\n", len(ids), key)
 
 	// 2. Handle: a typed handler; the invalid address always fails.
 	var sent atomic.Int64
 	h := handler.Typed(stream.JSON, func(ctx context.Context, m *stream.Message, e Email) error {
 		if e.To == "bounce@invalid" {
-			fmt.Printf("  %s: sending to %s failed (delivery %d)\n", m.ID, e.To, m.Deliveries)
+			fmt.Fprintf(out, "  %s: sending to %s failed (delivery %d)\n", m.ID, e.To, m.Deliveries)
 			return errors.New("smtp: 550 no such mailbox")
 		}
-		fmt.Printf("  %s: sent %q to %s\n", m.ID, e.Subject, e.To)
+		fmt.Fprintf(out, "  %s: sent %q to %s\n", m.ID, e.Subject, e.To)
 		sent.Add(1)
 		return nil
 	})
@@ -126,7 +127,7 @@ func run() error {
 	// 4. Report.
 	for i, c := range consumers {
 		s := c.Stats()
-		fmt.Printf("worker-%d: delivered=%d acked=%d failed=%d retried=%d dead-lettered=%d\n",
+		fmt.Fprintf(out, "worker-%d: delivered=%d acked=%d failed=%d retried=%d dead-lettered=%d\n",
 			i+1, s.Delivered, s.Acked, s.Failed, s.Retried, s.DeadLettered)
 	}
 	deadReader, err := stream.NewReader(rdb, dead, nil)
@@ -138,19 +139,19 @@ func run() error {
 			return err
 		}
 		d, _ := stream.ParseDeadLetter(m)
-		fmt.Printf("dead letter %s: job %s after %d deliveries: %s\n", m.ID, d.OriginalID, d.Deliveries, d.Error)
+		fmt.Fprintf(out, "dead letter %s: job %s after %d deliveries: %s\n", m.ID, d.OriginalID, d.Deliveries, d.Error)
 	}
 	pending, err := rdb.XPending(ctx, key, "mailers").Result()
 	if err != nil {
 		return err
 	}
-	fmt.Printf("pending entries left: %d\n", pending.Count)
+	fmt.Fprintf(out, "pending entries left: %d\n", pending.Count)
 	return nil
 }
 
 // redisAddr returns REDIS_ADDR (default localhost:6379) when a server
 // answers there, or else starts a throwaway redis-server from PATH.
-func redisAddr(ctx context.Context) (string, func(), error) {
+func redisAddr(ctx context.Context, out io.Writer) (string, func(), error) {
 	addr := os.Getenv("REDIS_ADDR")
 	if addr == "" {
 		addr = "localhost:6379"
@@ -159,7 +160,7 @@ func redisAddr(ctx context.Context) (string, func(), error) {
 	err := probe.Ping(ctx).Err()
 	probe.Close()
 	if err == nil {
-		fmt.Println("using Redis at", addr)
+		fmt.Fprintln(out, "using Redis at", addr)
 		return addr, func() {}, nil
 	}
 	bin, lookErr := exec.LookPath("redis-server")
@@ -197,6 +198,6 @@ func redisAddr(ctx context.Context) (string, func(), error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	fmt.Printf("no Redis at %s; started a throwaway redis-server on %s\n", wanted, addr)
+	fmt.Fprintf(out, "no Redis at %s; started a throwaway redis-server on %s\n", wanted, addr)
 	return addr, stop, nil
 }
