@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/stream"
 )
 
 // Sentinels re-exported by the public packages.
@@ -112,6 +113,11 @@ func (c Config) Normalize() (Config, error) {
 	}
 	if c.GroupStart == "" {
 		c.GroupStart = "0"
+	}
+	if c.GroupStart != "$" {
+		if _, err := stream.ParseID(c.GroupStart); err != nil {
+			return c, invalid("GroupStart %q is not \"0\", \"$\" or an entry ID", c.GroupStart)
+		}
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency

@@ -141,8 +141,7 @@ func (e *Engine) Run(ctx context.Context, mode Mode) error {
 	houseCtx, stopHouse := context.WithCancel(context.WithoutCancel(ctx))
 	var house errgroup.Group
 	house.Go(func() error { e.leaseLoop(houseCtx); return nil })
-	ackerDone := make(chan struct{})
-	house.Go(func() error { defer close(ackerDone); e.ackLoop(houseCtx); return nil })
+	house.Go(func() error { e.ackLoop(houseCtx); return nil })
 
 	loops, lctx := errgroup.WithContext(ctx)
 	if mode.Read {

@@ -79,6 +79,7 @@ func TestNormalizeRejects(t *testing.T) {
 		{"lease >= MinIdle", func(c *Config) { c.MinIdle = time.Second; c.LeaseInterval = time.Second }, "LeaseInterval"},
 		{"max backoff < backoff", func(c *Config) { c.RetryBackoff = time.Minute; c.MaxRetryBackoff = time.Second }, "MaxRetryBackoff"},
 		{"negative ack batch", func(c *Config) { c.AckBatch = -1 }, "AckBatch"},
+		{"bad group start", func(c *Config) { c.GroupStart = "latest" }, "GroupStart"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
