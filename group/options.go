@@ -27,10 +27,18 @@ var (
 // documented on the field. NewConsumer copies the options; changing them
 // afterwards has no effect. Negative values are invalid.
 type Options struct {
-	// Concurrency is the number of entries handled at once, which is also the
-	// most a single XREADGROUP asks for (COUNT is the number of free slots).
-	// Zero means 10.
+	// Concurrency is the number of entries handled at once (the number of
+	// handler goroutines). Zero means 10.
 	Concurrency int
+
+	// Prefetch is how many entries may wait in memory for a free handler,
+	// fetched ahead so that handlers never wait for a round trip. A read is
+	// made once at least Prefetch entries fit, asking for as many as fit
+	// (XREADGROUP COUNT), so memory is bounded by Concurrency+Prefetch
+	// entries whatever the backlog. Fetched entries that no handler started
+	// when Run stops stay pending (see docs/semantics.md). Zero means
+	// Concurrency.
+	Prefetch int
 
 	// GroupStart is where a group created by the consumer starts: "0" (all
 	// entries in the stream), "$" (only entries added from now on) or an

@@ -21,14 +21,22 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(runChild())
 	}
+	// The outage tests make go-redis log every failed dial; the consumers
+	// report what matters through OnError.
+	redis.SetLogger(quiet{})
 	os.Exit(redistest.Main(m))
 }
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
 
 // fastOptions are consumer options scaled down so that reclaims, leases and
 // retries happen within a test's time.
 func fastOptions() *group.Options {
 	return &group.Options{
 		Concurrency:     8,
+		Prefetch:        8,
 		Block:           200 * time.Millisecond,
 		MinIdle:         500 * time.Millisecond,
 		ReclaimInterval: 100 * time.Millisecond,

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,7 +43,8 @@ func main() {
 	}
 }
 
-func run(out io.Writer) error {
+func run(w io.Writer) error {
+	out := &syncWriter{w: w} // handlers print concurrently
 	ctx := context.Background()
 	addr, stopRedis, err := redisAddr(ctx, out)
 	if err != nil {
@@ -200,4 +202,16 @@ func redisAddr(ctx context.Context, out io.Writer) (string, func(), error) {
 	}
 	fmt.Fprintf(out, "no Redis at %s; started a throwaway redis-server on %s\n", wanted, addr)
 	return addr, stop, nil
+}
+
+// syncWriter serializes writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

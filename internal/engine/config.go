@@ -51,6 +51,7 @@ type Config struct {
 // defaults of each field are documented on group.Options.
 type Knobs struct {
 	Concurrency      int
+	Prefetch         int
 	GroupStart       string
 	Block            time.Duration
 	MaxDeliveries    int64
@@ -94,6 +95,7 @@ func (c Config) Normalize() (Config, error) {
 	}
 	for _, ck := range []check{
 		{c.Concurrency < 0, "Concurrency"},
+		{c.Prefetch < 0, "Prefetch"},
 		{c.Block < 0, "Block"},
 		{c.MaxDeliveries < 0, "MaxDeliveries"},
 		{c.MinIdle < 0, "MinIdle"},
@@ -121,6 +123,9 @@ func (c Config) Normalize() (Config, error) {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = c.Concurrency
 	}
 	if c.Block == 0 {
 		c.Block = DefaultBlock

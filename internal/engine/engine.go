@@ -62,7 +62,11 @@ type held struct {
 type Engine struct {
 	cfg   Config
 	log   *slog.Logger
-	slots chan struct{}
+	credits *credits
+	queue   chan stream.Message // fetched entries waiting for a worker
+	// stopping is set when the drain starts: workers then leave the
+	// entries still queued pending instead of starting them.
+	stopping atomic.Bool
 	used  atomic.Bool
 	c     counters
 
@@ -87,15 +91,13 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg:              cfg,
 		log:              cfg.Logger,
-		slots:            make(chan struct{}, cfg.Concurrency),
+		credits:          newCredits(cfg.Concurrency + cfg.Prefetch),
+		queue:            make(chan stream.Message, cfg.Concurrency+cfg.Prefetch),
 		holds:            make(map[string]*held),
 		ackWake:          make(chan struct{}, 1),
 		retryWake:        make(chan struct{}, 1),
 		transientBackoff: backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second},
 		retryBackoff:     backoff.Policy{Base: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
-	}
-	for range cfg.Concurrency {
-		e.slots <- struct{}{}
 	}
 	return e
 }
@@ -142,6 +144,10 @@ func (e *Engine) Run(ctx context.Context, mode Mode) error {
 	var house errgroup.Group
 	house.Go(func() error { e.leaseLoop(houseCtx); return nil })
 	house.Go(func() error { e.ackLoop(houseCtx); return nil })
+
+	for range e.cfg.Concurrency {
+		e.handlers.Go(e.worker)
+	}
 
 	loops, lctx := errgroup.WithContext(ctx)
 	if mode.Read {
@@ -222,35 +228,9 @@ func (e *Engine) transient(op string, err error) {
 	e.report(fmt.Errorf("group: %s: %w", op, err))
 }
 
-// acquire takes at least one and at most n handler slots, waiting for the
-// first. It returns 0 when ctx ends first.
-func (e *Engine) acquire(ctx context.Context, n int) int {
-	select {
-	case <-e.slots:
-	case <-ctx.Done():
-		return 0
-	}
-	got := 1
-	for got < n {
-		select {
-		case <-e.slots:
-			got++
-		default:
-			return got
-		}
-	}
-	return got
-}
-
-func (e *Engine) release(n int) {
-	for range n {
-		e.slots <- struct{}{}
-	}
-}
-
-// dispatch hands msg to a handler goroutine, consuming one slot the caller
-// acquired. It reports false (and the caller keeps the slot) when the entry
-// is already in a handler here.
+// dispatch queues msg for a worker, using one credit the caller took. It
+// reports false (and the caller keeps the credit) when this consumer holds
+// the entry already: in a handler, queued, or waiting for its XACK.
 func (e *Engine) dispatch(msg stream.Message) bool {
 	now := time.Now()
 	e.mu.Lock()
@@ -261,11 +241,20 @@ func (e *Engine) dispatch(msg stream.Message) bool {
 	e.holds[msg.ID] = &held{renewed: now, deliveries: msg.Deliveries}
 	e.mu.Unlock()
 	e.c.delivered.Add(1)
-	e.handlers.Go(func() {
-		defer e.release(1)
-		e.process(&msg)
-	})
+	e.queue <- msg // never blocks: the queue has room for every credit
 	return true
+}
+
+// worker runs queued entries through the handler until the queue is closed.
+func (e *Engine) worker() {
+	for msg := range e.queue {
+		if e.stopping.Load() {
+			e.unhold(msg.ID) // not started: it stays pending in Redis
+		} else {
+			e.process(&msg)
+		}
+		e.credits.give(1)
+	}
 }
 
 func (e *Engine) process(msg *stream.Message) {
@@ -383,8 +372,12 @@ func (e *Engine) deadLetter(msg *stream.Message, reason string) {
 	}
 }
 
-// drain waits for in-flight handlers up to DrainTimeout.
+// drain waits for in-flight handlers up to DrainTimeout. Entries fetched
+// but not yet started are left pending. It must run after the loops that
+// dispatch have returned.
 func (e *Engine) drain() error {
+	e.stopping.Store(true)
+	close(e.queue)
 	done := make(chan struct{})
 	go func() { e.handlers.Wait(); close(done) }()
 	t := time.NewTimer(e.cfg.DrainTimeout)

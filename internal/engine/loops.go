@@ -55,13 +55,15 @@ func stopped(err error) error {
 }
 
 // readLoop reads with XREADGROUP: first this consumer's own pending entries
-// (ID 0, left over from an earlier run), then new ones (">"). Each read asks
-// for as many entries as there are free handler slots.
+// (ID 0, left over from an earlier run), then new ones (">"). It reads once
+// at least Prefetch credits are free, and asks for as many entries as there
+// are free credits: reads are batches, and the workers have entries queued
+// while the next batch is on its way.
 func (e *Engine) readLoop(ctx context.Context) error {
 	cursor := "0"
 	attempt := 0
 	for {
-		n := e.acquire(ctx, e.cfg.Concurrency)
+		n := e.credits.take(ctx, e.cfg.Prefetch, e.cfg.Concurrency+e.cfg.Prefetch)
 		if n == 0 {
 			return nil
 		}
@@ -77,7 +79,7 @@ func (e *Engine) readLoop(ctx context.Context) error {
 		}
 		res, err := e.cfg.Client.XReadGroup(ctx, args).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
-			e.release(n)
+			e.credits.give(n)
 			if err := e.handleErr(ctx, "XREADGROUP", err, &attempt); err != nil {
 				return stopped(err)
 			}
@@ -92,18 +94,18 @@ func (e *Engine) readLoop(ctx context.Context) error {
 			if len(xs) == 0 {
 				cursor = ">"
 				e.log.Debug("own pending entries done; reading new entries")
-				e.release(n)
+				e.credits.give(n)
 				continue
 			}
 			cursor = xs[len(xs)-1].ID
 		}
 		used := e.deliverRead(ctx, xs, cursor == ">")
-		e.release(n - used)
+		e.credits.give(n - used)
 	}
 }
 
-// deliverRead dispatches what XREADGROUP returned and reports how many slots
-// it used.
+// deliverRead dispatches what XREADGROUP returned and reports how many
+// credits it used.
 func (e *Engine) deliverRead(ctx context.Context, xs []redis.XMessage, fresh bool) int {
 	if len(xs) == 0 {
 		return 0
@@ -186,14 +188,14 @@ func (e *Engine) reclaimLoop(ctx context.Context) error {
 func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 	cursor := "0-0"
 	for {
-		n := e.acquire(ctx, e.cfg.ReclaimCount)
+		n := e.credits.take(ctx, 1, e.cfg.ReclaimCount)
 		if n == 0 {
 			return errStop
 		}
 		res, err := claimScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream},
 			e.cfg.Group, e.cfg.Consumer, e.cfg.MinIdle.Milliseconds(), cursor, n).Slice()
 		if err != nil {
-			e.release(n)
+			e.credits.give(n)
 			if err := e.handleErr(ctx, "XAUTOCLAIM", err, attempt); err != nil {
 				return err
 			}
@@ -201,7 +203,7 @@ func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 		}
 		*attempt = 0
 		next, used, err := e.deliverClaimed(ctx, res)
-		e.release(n - used)
+		e.credits.give(n - used)
 		if err != nil {
 			return err
 		}
@@ -269,7 +271,7 @@ func (e *Engine) retryLoop(ctx context.Context) error {
 			}
 			continue
 		}
-		n := e.acquire(ctx, len(due))
+		n := e.credits.take(ctx, 1, len(due))
 		if n == 0 {
 			return nil
 		}
@@ -281,7 +283,7 @@ func (e *Engine) retryLoop(ctx context.Context) error {
 		}
 		res, err := retryScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream}, args...).Slice()
 		if err != nil {
-			e.release(n)
+			e.credits.give(n)
 			if err := e.handleErr(ctx, "retry XCLAIM", err, &attempt); err != nil {
 				return stopped(err)
 			}
@@ -313,7 +315,7 @@ func (e *Engine) retryLoop(ctx context.Context) error {
 				e.unhold(id)
 			}
 		}
-		e.release(n - used)
+		e.credits.give(n - used)
 	}
 }
 

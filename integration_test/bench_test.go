@@ -1,0 +1,80 @@
+package integration_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/group"
+	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/internal/redistest"
+	"github.com/streamgroup/streamgroup/stream"
+)
+
+// BenchmarkDrain measures draining a backlog with acks: a consumer with
+// Concurrency 16 against a hand-written XREADGROUP COUNT 100 + pipelined
+// XACK loop (the baseline), in the same run on the same server.
+//
+//	go test -run '^$' -bench Drain -benchtime 50000x ./integration_test/
+func BenchmarkDrain(b *testing.B) {
+	rdb := redistest.Client(b)
+	payload := map[string]any{"body": string(make([]byte, 200))}
+	setup := func(b *testing.B) (string, string) {
+		b.Helper()
+		key, grp := redistest.Names(b)
+		b.StopTimer()
+		publish(b, rdb, key, b.N, payload)
+		if err := rdb.XGroupCreate(context.Background(), key, grp, "0").Err(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { rdb.Del(context.Background(), key) })
+		b.StartTimer()
+		return key, grp
+	}
+	b.Run("baseline", func(b *testing.B) {
+		key, grp := setup(b)
+		ctx := context.Background()
+		handled := 0
+		for handled < b.N {
+			res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: grp, Consumer: "c", Streams: []string{key, ">"}, Count: 100, Block: -1}).Result()
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids := make([]string, 0, 100)
+			for _, m := range res[0].Messages {
+				ids = append(ids, m.ID)
+			}
+			if err := rdb.XAck(ctx, key, grp, ids...).Err(); err != nil {
+				b.Fatal(err)
+			}
+			handled += len(ids)
+		}
+	})
+	b.Run("streamgroup", func(b *testing.B) {
+		key, grp := setup(b)
+		var n atomic.Int64
+		done := make(chan struct{})
+		h := handler.Func(func(context.Context, *stream.Message) error {
+			if n.Add(1) == int64(b.N) {
+				close(done)
+			}
+			return nil
+		})
+		c, err := group.NewConsumer(rdb, key, grp, "c", h, &group.Options{Concurrency: 16, Block: 100 * time.Millisecond})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- c.Run(ctx) }()
+		<-done
+		b.StopTimer()
+		cancel()
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+	})
+}

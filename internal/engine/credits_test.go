@@ -1,0 +1,63 @@
+package engine
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+)
+
+func TestCreditsTakeGive(t *testing.T) {
+	c := newCredits(10)
+	if n := c.take(context.Background(), 4, 6); n != 6 {
+		t.Fatalf("take(4, 6) with 10 free = %d; want 6", n)
+	}
+	if n := c.take(context.Background(), 1, 100); n != 4 {
+		t.Fatalf("take(1, 100) with 4 free = %d; want 4", n)
+	}
+	c.give(10)
+	if c.free != 10 {
+		t.Fatalf("free = %d; want 10", c.free)
+	}
+}
+
+// A waiter first in line is served before a later take, even one that could
+// be served at once: the reader cannot starve the reclaimer.
+func TestCreditsFirstComeFirstServed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCredits(4)
+		ctx := context.Background()
+		reader := c.take(ctx, 4, 4) // the reader holds everything
+		got := make(chan int, 1)
+		go func() { got <- c.take(ctx, 1, 100) }() // the reclaimer waits
+		synctest.Wait()
+		c.give(reader) // the read returned nothing; the reader comes back at once
+		c.mu.Lock()
+		free := c.free
+		c.mu.Unlock()
+		if free != 0 {
+			t.Fatalf("free after give = %d; want 0: the waiter is served before anyone else", free)
+		}
+		if n := <-got; n != 4 {
+			t.Errorf("waiter got %d; want 4", n)
+		}
+	})
+}
+
+func TestCreditsCancelledWaiter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCredits(2)
+		held := c.take(context.Background(), 2, 2)
+		ctx, cancel := context.WithCancel(context.Background())
+		got := make(chan int, 1)
+		go func() { got <- c.take(ctx, 2, 2) }()
+		synctest.Wait()
+		cancel()
+		if n := <-got; n != 0 {
+			t.Fatalf("cancelled take = %d; want 0", n)
+		}
+		c.give(held)
+		if c.free != 2 || len(c.waiters) != 0 {
+			t.Errorf("free = %d, waiters = %d; want 2, 0", c.free, len(c.waiters))
+		}
+	})
+}
