@@ -60,15 +60,15 @@ type held struct {
 
 // Engine runs one consumer's machinery. It is single-use.
 type Engine struct {
-	cfg   Config
-	log   *slog.Logger
+	cfg     Config
+	log     *slog.Logger
 	credits *credits
 	queue   chan stream.Message // fetched entries waiting for a worker
 	// stopping is set when the drain starts: workers then leave the
 	// entries still queued pending instead of starting them.
 	stopping atomic.Bool
-	used  atomic.Bool
-	c     counters
+	used     atomic.Bool
+	c        counters
 
 	transientBackoff backoff.Policy
 	retryBackoff     backoff.Policy
