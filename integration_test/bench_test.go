@@ -15,8 +15,10 @@ import (
 )
 
 // BenchmarkDrain measures draining a backlog with acks: a consumer with
-// Concurrency 16 against a hand-written XREADGROUP COUNT 100 + pipelined
-// XACK loop (the baseline), in the same run on the same server.
+// Concurrency 16 (default Prefetch, and Prefetch 84 so that reads ask for
+// 100 entries like the baseline's) against a hand-written XREADGROUP
+// COUNT 100 + XACK loop (the baseline), in the same run on the same server.
+// Compare ns/op between sub-benchmarks of one run.
 //
 //	go test -run '^$' -bench Drain -benchtime 50000x ./integration_test/
 func BenchmarkDrain(b *testing.B) {
@@ -53,28 +55,38 @@ func BenchmarkDrain(b *testing.B) {
 			handled += len(ids)
 		}
 	})
-	b.Run("streamgroup", func(b *testing.B) {
-		key, grp := setup(b)
-		var n atomic.Int64
-		done := make(chan struct{})
-		h := handler.Func(func(context.Context, *stream.Message) error {
-			if n.Add(1) == int64(b.N) {
-				close(done)
-			}
-			return nil
-		})
-		c, err := group.NewConsumer(rdb, key, grp, "c", h, &group.Options{Concurrency: 16, Block: 100 * time.Millisecond})
-		if err != nil {
-			b.Fatal(err)
+	for _, bc := range []struct {
+		name string
+		opts group.Options
+	}{
+		{"streamgroup", group.Options{Concurrency: 16, Block: 100 * time.Millisecond}},
+		{"streamgroup-prefetch84", group.Options{Concurrency: 16, Prefetch: 84, Block: 100 * time.Millisecond}},
+	} {
+		b.Run(bc.name, func(b *testing.B) { benchConsumer(b, rdb, setup, bc.opts) })
+	}
+}
+
+func benchConsumer(b *testing.B, rdb redis.UniversalClient, setup func(*testing.B) (string, string), opts group.Options) {
+	key, grp := setup(b)
+	var n atomic.Int64
+	done := make(chan struct{})
+	h := handler.Func(func(context.Context, *stream.Message) error {
+		if n.Add(1) == int64(b.N) {
+			close(done)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() { errc <- c.Run(ctx) }()
-		<-done
-		b.StopTimer()
-		cancel()
-		if err := <-errc; err != nil {
-			b.Fatal(err)
-		}
+		return nil
 	})
+	c, err := group.NewConsumer(rdb, key, grp, "c", h, &opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	<-done
+	b.StopTimer()
+	cancel()
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
 }
