@@ -515,3 +515,47 @@ func TestInteropPlainXADD(t *testing.T) {
 		t.Errorf("message = %+v; want stream, values, Deliveries=1 and a time", m)
 	}
 }
+
+// A flood of failures does not grow memory without bound: a consumer holds
+// at most 10*(Concurrency+Prefetch) failed entries for their retry (with
+// leases); the others are let go, still pending, and come back through the
+// reclaimer after MinIdle, where the delivery limit still applies.
+func TestRetryHoldsAreBounded(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t)
+	key, grp := redistest.Names(t)
+	ctx := context.Background()
+	const total, held = 30, 20 // 10*(1+1)
+	publish(t, rdb, key, total, nil)
+	h := handler.Func(func(context.Context, *stream.Message) error { return errors.New("down") })
+	opts := fastOptions()
+	opts.Concurrency, opts.Prefetch = 1, 1
+	opts.MaxDeliveries = 2
+	opts.MinIdle = 300 * time.Millisecond
+	opts.RetryBackoff, opts.MaxRetryBackoff = time.Hour, time.Hour // held ones never retry here
+	c := newConsumer(t, rdb, key, grp, "c1", h, opts)
+	r := start(t, c.Run)
+	dead := key + ":dead"
+	eventually(t, 20*time.Second, "the entries let go to be reclaimed and dead-lettered", func() bool {
+		n, _ := rdb.XLen(ctx, dead).Result()
+		return n == total-held
+	})
+	ps, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: grp, Start: "-", End: "+", Count: 100}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != held {
+		t.Fatalf("pending = %d; want the %d held for a retry", len(ps), held)
+	}
+	for _, p := range ps {
+		if p.RetryCount != 1 || p.Idle >= opts.MinIdle {
+			t.Errorf("held entry %s: deliveries %d, idle %v; want 1 and below MinIdle (leased)", p.ID, p.RetryCount, p.Idle)
+		}
+	}
+	if err := r.stop(); err != nil {
+		t.Fatalf("Run = %v; want nil", err)
+	}
+	if s := c.Stats(); s.Reclaimed != total-held || s.DeadLettered != total-held {
+		t.Errorf("Stats = %+v; want Reclaimed=%d DeadLettered=%d", s, total-held, total-held)
+	}
+}

@@ -75,6 +75,7 @@ type Engine struct {
 
 	mu        sync.Mutex
 	holds     map[string]*held
+	retries   int // holds in state awaitRetry
 	ackBuf    []string
 	abandoned bool // the drain timed out: late handler results are dropped
 
@@ -238,7 +239,7 @@ func (e *Engine) dispatch(msg stream.Message) bool {
 		e.mu.Unlock()
 		return false
 	}
-	e.holds[msg.ID] = &held{renewed: now, deliveries: msg.Deliveries}
+	e.setHold(msg.ID, &held{renewed: now, deliveries: msg.Deliveries})
 	e.mu.Unlock()
 	e.c.delivered.Add(1)
 	e.queue <- msg // never blocks: the queue has room for every credit
@@ -305,9 +306,34 @@ func (e *Engine) isAbandoned() bool {
 	return e.abandoned
 }
 
+// maxRetries bounds the failed entries held for a retry.
+func (e *Engine) maxRetries() int { return 10 * (e.cfg.Concurrency + e.cfg.Prefetch) }
+
+// setHold records h as the hold of id, keeping the retry count; e.mu must be
+// held.
+func (e *Engine) setHold(id string, h *held) {
+	if old, ok := e.holds[id]; ok && old.state == awaitRetry {
+		e.retries--
+	}
+	e.holds[id] = h
+}
+
+// dropHold forgets id; e.mu must be held.
+func (e *Engine) dropHold(id string) {
+	if old, ok := e.holds[id]; ok {
+		if old.state == awaitRetry {
+			e.retries--
+		}
+		delete(e.holds, id)
+	}
+}
+
 func (e *Engine) setState(id string, s state) {
 	e.mu.Lock()
 	if h, ok := e.holds[id]; ok {
+		if h.state == awaitRetry {
+			e.retries--
+		}
 		h.state = s
 	}
 	e.mu.Unlock()
@@ -315,16 +341,28 @@ func (e *Engine) setState(id string, s state) {
 
 func (e *Engine) unhold(id string) {
 	e.mu.Lock()
-	delete(e.holds, id)
+	e.dropHold(id)
 	e.mu.Unlock()
 }
 
+// scheduleRetry keeps a failed entry (and its lease) until its retry is
+// due. At most maxRetries entries are kept so: past that, the entry is let
+// go, still pending, and a reclaimer (this one or another's) delivers it
+// again once it has been idle for MinIdle. Memory stays bounded through a
+// flood of failures, and the delivery limit still holds.
 func (e *Engine) scheduleRetry(id string, deliveries int64, delay time.Duration) {
 	e.mu.Lock()
+	if e.retries >= e.maxRetries() {
+		e.dropHold(id)
+		e.mu.Unlock()
+		e.c.retried.Add(1)
+		return
+	}
 	if h, ok := e.holds[id]; ok {
 		h.state = awaitRetry
 		h.due = time.Now().Add(delay)
 		h.deliveries = deliveries
+		e.retries++
 	}
 	e.mu.Unlock()
 	e.c.retried.Add(1)

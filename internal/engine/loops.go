@@ -271,7 +271,7 @@ func (e *Engine) retryLoop(ctx context.Context) error {
 			}
 			continue
 		}
-		n := e.credits.take(ctx, 1, len(due))
+		n := e.credits.take(ctx, 1, min(len(due), scriptBatch))
 		if n == 0 {
 			return nil
 		}
@@ -362,46 +362,53 @@ func (e *Engine) leaseLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		ids := e.staleLeases()
-		if len(ids) == 0 {
+		for start := 0; start < len(ids); start += scriptBatch {
+			e.renew(ctx, ids[start:min(start+scriptBatch, len(ids))])
+		}
+	}
+}
+
+// scriptBatch is the most IDs one renew or retry script call handles, so
+// that no single script keeps Redis busy for long.
+const scriptBatch = 100
+
+func (e *Engine) renew(ctx context.Context, ids []string) {
+	args := make([]any, 0, 2+len(ids))
+	args = append(args, e.cfg.Group, e.cfg.Consumer)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	lost, err := renewScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream}, args...).StringSlice()
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Warn("lease renewal failed", "err", err)
+			e.report(fmt.Errorf("group: renew leases: %w", err))
+		}
+		return
+	}
+	now := time.Now()
+	lostSet := make(map[string]bool, len(lost))
+	for _, id := range lost {
+		lostSet[id] = true
+	}
+	e.mu.Lock()
+	for _, id := range ids {
+		h, ok := e.holds[id]
+		if !ok {
 			continue
 		}
-		args := make([]any, 0, 2+len(ids))
-		args = append(args, e.cfg.Group, e.cfg.Consumer)
-		for _, id := range ids {
-			args = append(args, id)
-		}
-		lost, err := renewScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream}, args...).StringSlice()
-		if err != nil {
-			if ctx.Err() == nil {
-				e.log.Warn("lease renewal failed", "err", err)
-				e.report(fmt.Errorf("group: renew leases: %w", err))
+		if lostSet[id] {
+			if h.state != inHandler { // acknowledged, or another consumer has it now
+				e.dropHold(id)
 			}
 			continue
 		}
-		now := time.Now()
-		lostSet := make(map[string]bool, len(lost))
-		for _, id := range lost {
-			lostSet[id] = true
-		}
-		e.mu.Lock()
-		for _, id := range ids {
-			h, ok := e.holds[id]
-			if !ok {
-				continue
-			}
-			if lostSet[id] {
-				if h.state != inHandler { // acknowledged, or another consumer has it now
-					delete(e.holds, id)
-				}
-				continue
-			}
-			h.renewed = now
-		}
-		e.mu.Unlock()
-		e.c.leaseRenewals.Add(uint64(len(ids) - len(lost)))
-		if len(lost) > 0 {
-			e.log.Warn("lost the lease on entries: another consumer claimed them or they were acknowledged", "count", len(lost))
-		}
+		h.renewed = now
+	}
+	e.mu.Unlock()
+	e.c.leaseRenewals.Add(uint64(len(ids) - len(lost)))
+	if len(lost) > 0 {
+		e.log.Warn("lost the lease on entries: another consumer claimed them or they were acknowledged", "count", len(lost))
 	}
 }
 
@@ -550,7 +557,7 @@ func (e *Engine) unholdAll(ids []string) {
 	e.mu.Lock()
 	for _, id := range ids {
 		if h, ok := e.holds[id]; ok && h.state == awaitAck {
-			delete(e.holds, id)
+			e.dropHold(id)
 		}
 	}
 	e.mu.Unlock()
