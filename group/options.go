@@ -73,7 +73,7 @@ type Options struct {
 	// LeaseInterval is how often the lease of an entry held by a running
 	// handler (or waiting for its retry) is renewed, with XCLAIM ... JUSTID
 	// (which does not count a delivery). Zero means MinIdle/3. It must be
-	// shorter than MinIdle.
+	// between 2ms and MinIdle/2.
 	LeaseInterval time.Duration
 
 	// ReclaimInterval is the pause between two XAUTOCLAIM passes over the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -557,5 +558,46 @@ func TestRetryHoldsAreBounded(t *testing.T) {
 	}
 	if s := c.Stats(); s.Reclaimed != total-held || s.DeadLettered != total-held {
 		t.Errorf("Stats = %+v; want Reclaimed=%d DeadLettered=%d", s, total-held, total-held)
+	}
+}
+
+// A handler that calls runtime.Goexit (as t.FailNow does) cannot be
+// recovered from; the consumer must still lose nothing and keep its full
+// pool: the entry stays pending and comes back after MinIdle, and the other
+// entries flow.
+func TestHandlerGoexit(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t)
+	key, grp := redistest.Names(t)
+	ids := publish(t, rdb, key, 20, nil)
+	var exited atomic.Bool
+	rec := newRecorder(func(ctx context.Context, m *stream.Message) error {
+		if m.ID == ids[3] && exited.CompareAndSwap(false, true) {
+			runtime.Goexit()
+		}
+		return nil
+	})
+	errs := make(chan error, 100)
+	opts := fastOptions()
+	opts.Concurrency, opts.Prefetch = 2, 2
+	opts.OnError = func(err error) { errs <- err }
+	c := newConsumer(t, rdb, key, grp, "c1", rec.as("c1"), opts)
+	r := start(t, c.Run)
+	eventually(t, 10*time.Second, "every entry handled and acked", func() bool {
+		return rec.distinct() == len(ids) && pending(t, rdb, key, grp) == 0
+	})
+	if err := r.stop(); err != nil {
+		t.Fatalf("Run = %v; want nil", err)
+	}
+	if d := rec.deliv[ids[3]]; len(d) != 1 || d[0] != 2 {
+		t.Errorf("entry after Goexit recorded deliveries %v; want one handling, on delivery 2", d)
+	}
+	close(errs)
+	var sawGoexit bool
+	for err := range errs {
+		sawGoexit = sawGoexit || strings.Contains(err.Error(), "Goexit")
+	}
+	if !sawGoexit {
+		t.Error("OnError was not told about the Goexit")
 	}
 }

@@ -151,8 +151,14 @@ func (c Config) Normalize() (Config, error) {
 	if c.LeaseInterval == 0 {
 		c.LeaseInterval = c.MinIdle / 3
 	}
-	if c.LeaseInterval >= c.MinIdle {
-		return c, invalid("LeaseInterval %v must be shorter than MinIdle %v", c.LeaseInterval, c.MinIdle)
+	// An entry is renewed once it has been held LeaseInterval, checked every
+	// LeaseInterval/2: its idle time peaks near 1.5*LeaseInterval, which must
+	// stay well below MinIdle.
+	if c.LeaseInterval > c.MinIdle/2 {
+		return c, invalid("LeaseInterval %v must be at most MinIdle/2 (%v)", c.LeaseInterval, c.MinIdle/2)
+	}
+	if c.LeaseInterval < 2*time.Millisecond {
+		return c, invalid("LeaseInterval %v is too small (minimum 2ms)", c.LeaseInterval)
 	}
 	if c.ReclaimInterval == 0 {
 		c.ReclaimInterval = c.MinIdle / 2

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -201,9 +202,10 @@ func (e *Engine) ensureGroup(ctx context.Context) error {
 // recreateGroup answers NOGROUP: the group or the stream vanished (deleted,
 // or the server lost its data). It creates the group again from
 // GroupStart, so entries still in the stream are delivered again rather than
-// skipped. (An entry this consumer still holds, in a handler or waiting for
-// its XACK, is not handled a second time: its pending XACK acknowledges it in
-// the new group.)
+// skipped. An entry this consumer still holds (in a handler, or waiting for
+// its XACK) and reads again in the new group is not dispatched twice; its
+// XACK acknowledges it in the new group if it arrives after the re-read, and
+// otherwise a reclaimer delivers it again after MinIdle.
 func (e *Engine) recreateGroup(ctx context.Context, cause error) error {
 	e.log.Warn("consumer group missing; creating it again", "err", cause)
 	e.report(fmt.Errorf("group: group %q on stream %q vanished: %w", e.cfg.Group, e.cfg.Stream, cause))
@@ -252,10 +254,31 @@ func (e *Engine) worker() {
 		if e.stopping.Load() {
 			e.unhold(msg.ID) // not started: it stays pending in Redis
 		} else {
-			e.process(&msg)
+			e.processGuarded(&msg)
 		}
 		e.credits.give(1)
 	}
+}
+
+// processGuarded is process for a worker. A handler that calls
+// runtime.Goexit (as t.FailNow does) ends the worker's goroutine
+// where no recover can stop it: the entry is then let go, still pending (it
+// is delivered again after MinIdle), its credit is given back, and a new
+// worker takes the place of the old one.
+func (e *Engine) processGuarded(msg *stream.Message) {
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		e.log.Error("handler called runtime.Goexit; the entry stays pending", "id", msg.ID)
+		e.report(fmt.Errorf("group: handler called runtime.Goexit on entry %s", msg.ID))
+		e.unhold(msg.ID)
+		e.credits.give(1)
+		e.handlers.Go(e.worker)
+	}()
+	e.process(msg)
+	finished = true
 }
 
 func (e *Engine) process(msg *stream.Message) {
@@ -379,7 +402,7 @@ func (e *Engine) deadLetter(msg *stream.Message, reason string) {
 	log := e.log.With("id", msg.ID)
 	defer e.unhold(msg.ID)
 	if len(reason) > maxErrorText {
-		reason = reason[:maxErrorText] + "…"
+		reason = strings.ToValidUTF8(reason[:maxErrorText], "") + "…"
 	}
 	args := make([]any, 0, 3+2*len(msg.Values)+14)
 	args = append(args, e.cfg.Group, e.cfg.Consumer, msg.ID)

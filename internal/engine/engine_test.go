@@ -77,6 +77,8 @@ func TestNormalizeRejects(t *testing.T) {
 		{"dead letters into itself", func(c *Config) { c.DeadLetterStream = "s" }, "DeadLetterStream"},
 		{"tiny MinIdle", func(c *Config) { c.MinIdle = time.Millisecond }, "MinIdle"},
 		{"lease >= MinIdle", func(c *Config) { c.MinIdle = time.Second; c.LeaseInterval = time.Second }, "LeaseInterval"},
+		{"lease above MinIdle/2", func(c *Config) { c.MinIdle = time.Second; c.LeaseInterval = 501 * time.Millisecond }, "MinIdle/2"},
+		{"tiny lease", func(c *Config) { c.LeaseInterval = time.Nanosecond }, "LeaseInterval"},
 		{"max backoff < backoff", func(c *Config) { c.RetryBackoff = time.Minute; c.MaxRetryBackoff = time.Second }, "MaxRetryBackoff"},
 		{"negative ack batch", func(c *Config) { c.AckBatch = -1 }, "AckBatch"},
 		{"bad group start", func(c *Config) { c.GroupStart = "latest" }, "GroupStart"},

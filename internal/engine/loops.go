@@ -302,7 +302,7 @@ func (e *Engine) retryLoop(ctx context.Context) error {
 			d, _ := arr[2].(int64)
 			got[id] = true
 			if d < 0 {
-				e.unhold(id)
+				e.unholdRetry(id)
 				e.c.deletedInPEL.Add(1)
 				continue
 			}
@@ -312,7 +312,7 @@ func (e *Engine) retryLoop(ctx context.Context) error {
 		}
 		for _, id := range due {
 			if !got[id] {
-				e.unhold(id)
+				e.unholdRetry(id)
 			}
 		}
 		e.credits.give(n - used)
@@ -353,7 +353,7 @@ func sortIDs(ids []string) {
 // consumer's reclaimer: XCLAIM JUSTID resets the idle time without counting
 // a delivery.
 func (e *Engine) leaseLoop(ctx context.Context) {
-	tick := time.NewTicker(e.cfg.LeaseInterval / 2)
+	tick := time.NewTicker(max(e.cfg.LeaseInterval/2, time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
@@ -559,6 +559,16 @@ func (e *Engine) unholdAll(ids []string) {
 		if h, ok := e.holds[id]; ok && h.state == awaitAck {
 			e.dropHold(id)
 		}
+	}
+	e.mu.Unlock()
+}
+
+// unholdRetry forgets id if it is still waiting for a retry: a reclaim may
+// have dispatched it to a handler meanwhile, and that hold must stay.
+func (e *Engine) unholdRetry(id string) {
+	e.mu.Lock()
+	if h, ok := e.holds[id]; ok && h.state == awaitRetry {
+		e.dropHold(id)
 	}
 	e.mu.Unlock()
 }

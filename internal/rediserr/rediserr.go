@@ -25,8 +25,9 @@ func IsNoPerm(err error) bool { return err != nil && redis.HasErrorPrefix(err, "
 func IsNil(err error) bool { return errors.Is(err, redis.Nil) }
 
 // IsTransient reports whether err is worth retrying after a pause: network
-// errors, a closed or refused connection, timeouts, and the server being busy
-// loading, failing over or read-only. Error replies that describe the command
+// errors, a closed or refused connection, timeouts, the server being busy
+// loading, failing over or read-only, and a blocked read woken by a deleted
+// key or a failover. Error replies that describe the command
 // or the data (WRONGTYPE, NOPERM, syntax) are not transient.
 func IsTransient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
@@ -39,7 +40,9 @@ func IsTransient(err error) bool {
 	if errors.As(err, &ne) {
 		return true
 	}
-	for _, p := range []string{"LOADING ", "BUSY ", "TRYAGAIN ", "CLUSTERDOWN ", "MASTERDOWN ", "READONLY ", "MOVED ", "ASK "} {
+	// UNBLOCKED: a blocked XREADGROUP was woken because its key was deleted
+	// or the server turned replica (failover); the next command tells which.
+	for _, p := range []string{"LOADING ", "BUSY ", "TRYAGAIN ", "CLUSTERDOWN ", "MASTERDOWN ", "READONLY ", "MOVED ", "ASK ", "UNBLOCKED "} {
 		if redis.HasErrorPrefix(err, p) { // the word and a space: BUSY, not BUSYGROUP
 			return true
 		}
