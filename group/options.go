@@ -127,7 +127,8 @@ type Options struct {
 	OnError func(error)
 }
 
-// Stats is a snapshot of a consumer's counters since Run started.
+// Stats is a snapshot of a consumer's counters since Run started: a plain
+// value, copied out by Stats(). The zero value is all counters at zero.
 type Stats struct {
 	Delivered     uint64 // entries handed to the handler (or dead-lettered unhandled)
 	Acked         uint64 // entries acknowledged with XACK

@@ -17,7 +17,8 @@ const (
 	DeadTimeField       = "dlq:at"         // when, in Unix milliseconds
 )
 
-// DeadLetter is the metadata of an entry read from a dead-letter stream.
+// DeadLetter is the metadata of an entry read from a dead-letter stream. It
+// is a plain value; the zero value describes nothing.
 type DeadLetter struct {
 	OriginalID string
 	Stream     string
