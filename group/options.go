@@ -28,7 +28,7 @@ var (
 // afterwards has no effect. Negative values are invalid.
 type Options struct {
 	// Concurrency is the number of entries handled at once (the number of
-	// handler goroutines). Zero means 10.
+	// handler goroutines). Zero means 10. At most 65536.
 	Concurrency int
 
 	// Prefetch is how many entries may wait in memory for a free handler,
@@ -37,7 +37,7 @@ type Options struct {
 	// (XREADGROUP COUNT), so memory is bounded by Concurrency+Prefetch
 	// entries whatever the backlog. Fetched entries that no handler started
 	// when Run stops stay pending (see docs/semantics.md). Zero means
-	// Concurrency.
+	// Concurrency. At most 65536.
 	Prefetch int
 
 	// GroupStart is where a group created by the consumer starts: "0" (all

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 )
 
 // Wire format of typed payloads. See docs/wire-format.md.
@@ -65,7 +67,7 @@ func Decode(m *Message, c Codec, v any) error {
 	}
 	if data, ok := m.Values[PayloadField]; ok {
 		if err := c.Unmarshal([]byte(data), v); err != nil {
-			return fmt.Errorf("%w: entry %s: %w", ErrDecode, m.ID, err)
+			return &DecodeError{ID: m.ID, Err: err}
 		}
 		return nil
 	}
@@ -77,7 +79,43 @@ func Decode(m *Message, c Codec, v any) error {
 		err = json.Unmarshal(b, v)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: entry %s: %w", ErrDecode, m.ID, err)
+		return &DecodeError{ID: m.ID, Err: err}
 	}
 	return nil
+}
+
+// DecodeError is the error [Decode] returns when the codec fails. It matches
+// [ErrDecode] and unwraps to the codec's error, but its text never quotes the
+// payload (codec errors often do, as in `parsing time "<value>"`), so that
+// entry contents stay out of logs and error reports: it names the entry and
+// describes what failed by position, type and field.
+type DecodeError struct {
+	ID  string // the entry's ID
+	Err error  // the codec's error; its text may contain payload bytes
+}
+
+func (e *DecodeError) Error() string {
+	return "stream: cannot decode payload: entry " + e.ID + ": " + describeDecodeErr(e.Err)
+}
+
+// Unwrap returns [ErrDecode] and the codec's error.
+func (e *DecodeError) Unwrap() []error { return []error{ErrDecode, e.Err} }
+
+// describeDecodeErr says what went wrong without quoting input.
+func describeDecodeErr(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		kind, _, _ := strings.Cut(typ.Value, " ") // "number -5" quotes the number
+		if typ.Field != "" {
+			return fmt.Sprintf("JSON %s cannot go into field %q of type %s", kind, typ.Field, typ.Type)
+		}
+		return fmt.Sprintf("JSON %s cannot go into type %s", kind, typ.Type)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of JSON input"
+	}
+	return fmt.Sprintf("%T (message withheld: it may quote the payload)", err)
 }

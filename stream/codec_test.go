@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/streamgroup/streamgroup/stream"
 )
@@ -134,5 +136,35 @@ func TestDecodeErrors(t *testing.T) {
 				t.Errorf("Decode(%v) = %v; want an error wrapping ErrDecode", tt.values, err)
 			}
 		})
+	}
+}
+
+func TestDecodeErrorWithholdsPayload(t *testing.T) {
+	const secret = "S3CRET-42"
+	type job struct {
+		At    time.Time `json:"at"`
+		Count int       `json:"count"`
+		N     int       `json:"n,string"`
+		B     bool      `json:"b"`
+	}
+	for _, payload := range []string{
+		`{"at":"` + secret + `"}`,
+		`{"b":-4242}`,
+		`{"n":"` + secret + `"}`,
+		`{"count":` + secret,
+		`["` + secret + `"]`,
+	} {
+		var v job
+		err := stream.Decode(&stream.Message{ID: "1-1", Values: map[string]string{stream.PayloadField: payload}}, nil, &v)
+		if !errors.Is(err, stream.ErrDecode) {
+			t.Fatalf("Decode(%s) = %v; want ErrDecode", payload, err)
+		}
+		if msg := err.Error(); strings.Contains(msg, secret) || strings.Contains(msg, "4242") || !strings.Contains(msg, "entry 1-1") {
+			t.Errorf("Decode(%s) error %q quotes the payload or lacks the entry ID", payload, msg)
+		}
+		var de *stream.DecodeError
+		if !errors.As(err, &de) || de.Err == nil {
+			t.Errorf("Decode(%s) error does not unwrap to the codec's error", payload)
+		}
 	}
 }

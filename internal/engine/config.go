@@ -23,6 +23,7 @@ var (
 // Defaults. The public Options document the same values.
 const (
 	DefaultConcurrency     = 10
+	MaxConcurrency         = 1 << 16
 	DefaultBlock           = 2 * time.Second
 	DefaultMaxDeliveries   = 5
 	DefaultMinIdle         = 30 * time.Second
@@ -126,6 +127,9 @@ func (c Config) Normalize() (Config, error) {
 	}
 	if c.Prefetch == 0 {
 		c.Prefetch = c.Concurrency
+	}
+	if c.Concurrency > MaxConcurrency || c.Prefetch > MaxConcurrency {
+		return c, invalid("Concurrency %d and Prefetch %d must each be at most %d", c.Concurrency, c.Prefetch, MaxConcurrency)
 	}
 	if c.Block == 0 {
 		c.Block = DefaultBlock

@@ -83,6 +83,10 @@ type Engine struct {
 	ackWake   chan struct{}
 	retryWake chan struct{}
 
+	// fail stops the loops with an error waiting cannot fix, found outside
+	// them (by the acker).
+	fail context.CancelCauseFunc
+
 	handlers sync.WaitGroup
 	hctx     context.Context
 	hcancel  context.CancelFunc
@@ -151,7 +155,10 @@ func (e *Engine) Run(ctx context.Context, mode Mode) error {
 		e.handlers.Go(e.worker)
 	}
 
-	loops, lctx := errgroup.WithContext(ctx)
+	loopCtx, stopLoops := context.WithCancelCause(ctx)
+	defer stopLoops(nil)
+	e.fail = stopLoops
+	loops, lctx := errgroup.WithContext(loopCtx)
 	if mode.Read {
 		loops.Go(func() error { return e.readLoop(lctx) })
 	}
@@ -160,6 +167,9 @@ func (e *Engine) Run(ctx context.Context, mode Mode) error {
 	}
 	loops.Go(func() error { return e.retryLoop(lctx) })
 	loopErr := loops.Wait()
+	if cause := context.Cause(loopCtx); loopErr == nil && ctx.Err() == nil && cause != nil {
+		loopErr = cause // the acker hit an error that waiting cannot fix
+	}
 	if loopErr != nil {
 		e.log.Error("consumer stopping on a permanent error", "err", loopErr)
 	}
@@ -420,7 +430,13 @@ func (e *Engine) deadLetter(msg *stream.Message, reason string) {
 	)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.hctx), e.cfg.AckTimeout)
 	defer cancel()
-	res, err := deadLetterScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream, e.cfg.DeadLetterStream}, args...).Result()
+	var res any
+	var err error
+	if len(args) <= maxScriptArgs {
+		res, err = deadLetterScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream, e.cfg.DeadLetterStream}, args...).Result()
+	} else {
+		res, err = e.deadLetterLarge(ctx, msg.ID, args[3:])
+	}
 	switch {
 	case errors.Is(err, redis.Nil):
 		log.Info("entry no longer owned by this consumer; not dead-lettered")
@@ -431,6 +447,32 @@ func (e *Engine) deadLetter(msg *stream.Message, reason string) {
 		e.c.deadLettered.Add(1)
 		log.Warn("entry dead-lettered", "dead_letter_stream", e.cfg.DeadLetterStream, "dead_letter_id", res, "reason", reason)
 	}
+}
+
+// maxScriptArgs bounds the arguments of the dead-letter script: Lua's
+// unpack stops at about 8000 values.
+const maxScriptArgs = 7000
+
+// deadLetterLarge dead-letters an entry too large for the script (thousands
+// of fields) in three steps: check that this consumer owns it, XADD, XACK.
+// The XACK still follows only a successful XADD; between the check and the
+// XACK another consumer may take the entry over, which can make one more
+// dead letter for it, never none.
+func (e *Engine) deadLetterLarge(ctx context.Context, id string, fields []any) (any, error) {
+	ps, err := e.cfg.Client.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: e.cfg.Stream, Group: e.cfg.Group, Start: id, End: id, Count: 1,
+	}).Result()
+	if err != nil {
+		return nil, err
+	}
+	if len(ps) == 0 || ps[0].Consumer != e.cfg.Consumer {
+		return nil, redis.Nil
+	}
+	deadID, err := e.cfg.Client.XAdd(ctx, &redis.XAddArgs{Stream: e.cfg.DeadLetterStream, Values: fields}).Result()
+	if err != nil {
+		return nil, err
+	}
+	return deadID, e.cfg.Client.XAck(ctx, e.cfg.Stream, e.cfg.Group, id).Err()
 }
 
 // drain waits for in-flight handlers up to DrainTimeout. Entries fetched

@@ -545,11 +545,22 @@ func (e *Engine) flushAcks(ctx context.Context) error {
 		e.mu.Unlock()
 		return err
 	}
-	// NOGROUP (the group is gone, and its PEL with it) or a permanent error:
-	// the entries cannot be acknowledged; they are delivered again.
 	e.unholdAll(ids)
-	e.log.Error("acknowledgement failed; the entries will be delivered again", "count", len(ids), "err", err)
-	e.report(fmt.Errorf("group: XACK %d entries: %w", len(ids), err))
+	if rediserr.IsNoGroup(err) {
+		// The group is gone, and its PEL with it: the entries are delivered
+		// again by the recreated group.
+		e.log.Warn("acknowledgement found no group; the entries will be delivered again", "count", len(ids), "err", err)
+		e.report(fmt.Errorf("group: XACK %d entries on stream %q (group %q): %w", len(ids), e.cfg.Stream, e.cfg.Group, err))
+		return nil
+	}
+	// NOPERM, WRONGTYPE...: acknowledging cannot work, so consuming must
+	// stop (the entries stay pending and are handled again later).
+	perr := e.permanent(fmt.Sprintf("XACK of %d entries", len(ids)), err)
+	e.log.Error("acknowledgement failed; stopping", "count", len(ids), "err", err)
+	e.report(perr)
+	if e.fail != nil {
+		e.fail(perr)
+	}
 	return nil
 }
 
