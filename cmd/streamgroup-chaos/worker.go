@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/streamgroup/streamgroup/group"
+	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/stream"
+)
+
+// workerCommand is the hidden subcommand that runs one worker process.
+const workerCommand = "worker"
+
+// Keys and names shared by the parent and the workers.
+const (
+	streamKey  = "chaos:{jobs}"
+	deadKey    = "chaos:{jobs}:dead"
+	groupName  = "chaos"
+	ledgerKey  = "chaos:ledger"
+	jobField   = "job"   // the unique job key
+	kindField  = "kind"  // kindOK, kindPoison or kindPermanent
+	sleepField = "sleep" // milliseconds the handler sleeps first; absent for none
+	padField   = "pad"   // a few bytes of payload
+)
+
+// Job kinds.
+const (
+	kindOK        = "ok"        // handled: counted in the ledger
+	kindPoison    = "poison"    // always fails with a plain error: dead-lettered after MaxDeliveries
+	kindPermanent = "permanent" // always fails with handler.ErrPermanent: dead-lettered at once
+)
+
+// Consumer settings of the workers, scaled down so that reclaims, leases
+// and retries happen many times in a run.
+const (
+	workerConcurrency = 8
+	maxDeliveries     = 30 // far above what faults can add to a healthy job
+	workerDrain       = 10 * time.Second
+)
+
+// Exit codes of a worker. Killed by SIGKILL, it has none of them.
+const (
+	workerExitOK           = 0 // Run returned nil after SIGTERM
+	workerExitBadArgs      = 2
+	workerExitParentGone   = 3 // the parent died; Run returned after a drain
+	workerExitDrainTimeout = 4 // Run returned ErrDrainTimeout (nothing lost, entries stay pending)
+	workerExitRunError     = 5 // Run returned another error: a problem
+)
+
+// errPoison is the failure of every poison job.
+var errPoison = errors.New("poison job")
+
+// workerMain runs one worker: a group.Consumer named -name reaching Redis
+// at -addr (the fault proxy), until SIGTERM or SIGINT (graceful drain) or
+// until its parent is gone.
+func workerMain(args []string) int {
+	fs := flag.NewFlagSet(workerCommand, flag.ContinueOnError)
+	addr := fs.String("addr", "", "Redis host:port (the fault proxy)")
+	name := fs.String("name", "", "consumer name")
+	minIdle := fs.Duration("min-idle", time.Second, "MinIdle")
+	verbose := fs.Bool("v", false, "log the library's own logs")
+	t0 := fs.Int64("t0", 0, "the parent's start time (Unix ns), so that log times line up")
+	skip := fs.String("skip-job", "", "acknowledge this job without counting it in the ledger (checks the checker)")
+	if err := fs.Parse(args); err != nil || *addr == "" || *name == "" {
+		fmt.Fprintln(os.Stderr, "worker: need -addr and -name:", err)
+		return workerExitBadArgs
+	}
+	start := time.Now()
+	if *t0 != 0 {
+		start = time.Unix(0, *t0)
+	}
+	log := newLogger(os.Stderr, *name, *verbose, start)
+	// go-redis logs every failed dial; the consumer reports what matters
+	// through OnError.
+	redis.SetLogger(quietRedis{})
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	code, err := runWorker(ctx, log, *addr, *name, *minIdle, *verbose, *skip)
+	if err != nil {
+		log.Error("worker stopped", "err", err, "exit", code)
+	}
+	return code
+}
+
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+func runWorker(ctx context.Context, log *slog.Logger, addr, name string, minIdle time.Duration, verbose bool, skip string) (int, error) {
+	rdb := redis.NewClient(&redis.Options{
+		Addr:        addr,
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+		PoolSize: 4 * workerConcurrency,
+	})
+	defer rdb.Close()
+
+	errs := newErrorLog()
+	opts := &group.Options{
+		Concurrency:     workerConcurrency,
+		Prefetch:        workerConcurrency,
+		Block:           500 * time.Millisecond,
+		MinIdle:         minIdle,
+		MaxDeliveries:   maxDeliveries,
+		RetryBackoff:    50 * time.Millisecond,
+		MaxRetryBackoff: 300 * time.Millisecond,
+		DrainTimeout:    workerDrain,
+		AckTimeout:      3 * time.Second,
+		OnError:         errs.add,
+	}
+	if verbose {
+		opts.Logger = log.With("lib", true)
+	}
+	c, err := group.NewConsumer(rdb, streamKey, groupName, name, handler.Func(func(ctx context.Context, m *stream.Message) error {
+		if skip != "" && m.Values[jobField] == skip {
+			return nil // a handler that loses a job, on purpose
+		}
+		return handle(ctx, rdb, m)
+	}), opts)
+	if err != nil {
+		return workerExitRunError, err
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var parentGone bool
+	var g errgroup.Group
+	g.Go(func() error {
+		parentGone = watchParent(runCtx)
+		cancel()
+		return nil
+	})
+	g.Go(func() error {
+		errs.report(runCtx, log, 5*time.Second)
+		return nil
+	})
+	log.Info("started", "pid", os.Getpid())
+	runErr := c.Run(runCtx)
+	cancel()
+	_ = g.Wait()
+	errs.flush(log)
+	st := c.Stats()
+	log.Info("stopped", "run", runErr, "delivered", st.Delivered, "acked", st.Acked, "failed", st.Failed,
+		"dead", st.DeadLettered, "reclaimed", st.Reclaimed, "leases", st.LeaseRenewals, "groups_created", st.GroupsCreated)
+	switch {
+	case runErr == nil && parentGone:
+		return workerExitParentGone, errors.New("the parent process is gone")
+	case runErr == nil:
+		return workerExitOK, nil
+	case errors.Is(runErr, group.ErrDrainTimeout):
+		return workerExitDrainTimeout, runErr
+	default:
+		return workerExitRunError, runErr
+	}
+}
+
+// handle is the workers' handler: sleep if asked, fail for poison jobs,
+// else count the handling in the ledger. A failed ledger write fails the
+// handling, so the ledger never counts a handling that did not happen (a
+// write that reached Redis but whose reply was lost is counted, and the
+// retry counts again: a duplicate, which at-least-once allows).
+func handle(ctx context.Context, rdb *redis.Client, m *stream.Message) error {
+	job := m.Values[jobField]
+	if job == "" {
+		return handler.Permanent(fmt.Errorf("entry %s has no %q field", m.ID, jobField))
+	}
+	if ms, _ := strconv.Atoi(m.Values[sleepField]); ms > 0 {
+		t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	switch m.Values[kindField] {
+	case kindPoison:
+		return fmt.Errorf("job %s: %w", job, errPoison)
+	case kindPermanent:
+		return handler.Permanent(fmt.Errorf("job %s: %w", job, errPoison))
+	}
+	return rdb.HIncrBy(ctx, ledgerKey, job, 1).Err()
+}
+
+// watchParent returns when ctx is done (false) or when this process's
+// parent has changed, that is, the parent died (true). On Linux the parent's
+// death also SIGKILLs the worker (Pdeathsig); this covers the rest.
+func watchParent(ctx context.Context) bool {
+	ppid := os.Getppid()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+			if os.Getppid() != ppid {
+				return true
+			}
+		}
+	}
+}
+
+// errorLog counts the errors a consumer reports through OnError and logs a
+// summary now and then, so that an outage makes a few lines, not thousands.
+type errorLog struct {
+	mu     sync.Mutex
+	n      int   // errors other than poison failures since the last report
+	total  int   // all of them
+	poison int   // poison failures, expected
+	last   error // the last error other than a poison failure
+}
+
+func newErrorLog() *errorLog { return &errorLog{} }
+
+func (e *errorLog) add(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if errors.Is(err, errPoison) {
+		e.poison++
+		return
+	}
+	e.n++
+	e.total++
+	e.last = err
+}
+
+func (e *errorLog) report(ctx context.Context, log *slog.Logger, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			e.flush(log)
+		}
+	}
+}
+
+func (e *errorLog) flush(log *slog.Logger) {
+	e.mu.Lock()
+	n, total, poison, last := e.n, e.total, e.poison, e.last
+	e.n = 0
+	e.mu.Unlock()
+	if n > 0 {
+		log.Info("consumer errors", "since_last", n, "total", total, "poison_failures", poison, "last", oneLine(last))
+	}
+}
