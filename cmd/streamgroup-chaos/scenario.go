@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/streamgroup/streamgroup/internal/faultproxy"
+	"github.com/streamgroup/streamgroup/internal/redisproc"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -154,7 +156,7 @@ type counters struct {
 type scenario struct {
 	cfg     config
 	log     *slog.Logger
-	srv     *redisServer
+	srv     *redisproc.Server
 	admin   *redis.Client // straight to Redis, not through the proxy
 	proxy   *faultproxy.Proxy
 	workers []*workerProc
@@ -176,17 +178,17 @@ func run(ctx context.Context, cfg config, log *slog.Logger, t0 time.Time) (*resu
 	if cfg.mode == "long" {
 		readyTimeout = 2 * time.Minute // loading a big AOF
 	}
-	srv, err := startRedis(ctx, dir, readyTimeout)
+	srv, err := redisproc.Start(ctx, dir, &redisproc.Options{AOF: true, ReadyTimeout: readyTimeout})
 	if err != nil {
-		return nil, err
+		return nil, withLogTail(err)
 	}
-	defer srv.kill()
+	defer srv.Kill()
 	redis.SetLogger(quietRedis{})
 	admin := redis.NewClient(&redis.Options{
-		Addr: srv.addr(), DialTimeout: time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
+		Addr: srv.Addr(), DialTimeout: time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
 	})
 	defer admin.Close()
-	proxy, err := faultproxy.Listen(srv.addr(), nil)
+	proxy, err := faultproxy.Listen(srv.Addr(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +223,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, t0 time.Time) (*resu
 	}
 	log.Info("scenario", "seed", cfg.seed, "mode", cfg.mode, "jobs", cfg.jobs, "poison", poison, "sleepers", sleepers,
 		"producers", cfg.producers, "workers", cfg.workers, "faults", len(s.faults), "duration", cfg.duration,
-		"redis", srv.addr(), "proxy", proxy.Addr(), "dir", dir)
+		"redis", srv.Addr(), "proxy", proxy.Addr(), "dir", dir)
 	for _, f := range s.faults {
 		log.Debug("planned fault", "fault", f.String())
 	}
@@ -299,7 +301,7 @@ func sabotaged(jobs []job) string {
 // one, for a job added more than once after an ambiguous failure).
 func (s *scenario) publish(ctx context.Context) ([]string, error) {
 	rdb := redis.NewClient(&redis.Options{
-		Addr: s.srv.addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+		Addr: s.srv.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
 		PoolSize: 2 * s.cfg.producers,
 	})
 	defer rdb.Close()
@@ -433,14 +435,14 @@ func (s *scenario) apply(ctx context.Context, f fault) error {
 		log.Info("skipped: every worker is down")
 	case faultRedis:
 		log.Info("killing redis-server (SIGKILL)", "down", f.d)
-		s.srv.kill()
+		_ = s.srv.Kill() // not running after a failed restart: nothing to kill
 		s.n.restarts.Add(1)
 		if err := sleep(ctx, f.d); err != nil {
 			return err
 		}
 		var err error
 		for range 5 {
-			if err = s.srv.start(ctx); err == nil {
+			if err = withLogTail(s.srv.Start(ctx)); err == nil {
 				log.Info("redis-server restarted")
 				return nil
 			}
@@ -631,4 +633,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// withLogTail adds the tail of redis-server's log to the error of a failed
+// start, which says why the server refused to run.
+func withLogTail(err error) error {
+	if se, ok := errors.AsType[*redisproc.StartError](err); ok {
+		return fmt.Errorf("%w; log tail:\n%s", err, se.Tail)
+	}
+	return err
 }

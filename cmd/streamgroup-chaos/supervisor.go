@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/streamgroup/streamgroup/internal/redisproc"
 )
 
 // workerProc supervises one worker process slot: it starts the worker,
@@ -71,7 +73,7 @@ func (w *workerProc) supervise(ctx context.Context) error {
 	for {
 		cmd := exec.Command(w.exe, append([]string{workerCommand}, w.args...)...)
 		cmd.Stdout, cmd.Stderr = w.out, w.out
-		dieWithParent(cmd)
+		redisproc.DieWithParent(cmd)
 		if err := cmd.Start(); err != nil {
 			return fmt.Errorf("start %s: %w", w.name, err)
 		}

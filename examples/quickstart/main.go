@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/group"
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/internal/redisproc"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -159,49 +159,28 @@ func redisAddr(ctx context.Context, out io.Writer) (string, func(), error) {
 		addr = "localhost:6379"
 	}
 	probe := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, MaxRetries: -1})
-	err := probe.Ping(ctx).Err()
+	pingErr := probe.Ping(ctx).Err()
 	probe.Close()
-	if err == nil {
+	if pingErr == nil {
 		fmt.Fprintln(out, "using Redis at", addr)
 		return addr, func() {}, nil
 	}
-	bin, lookErr := exec.LookPath("redis-server")
-	if lookErr != nil {
-		return "", nil, fmt.Errorf("no Redis answers at %s (%v) and redis-server is not on PATH.\n"+
-			"Start one (docker run -p 6379:6379 redis:7, or apt-get install redis-server, or brew install redis)\n"+
-			"or point REDIS_ADDR at one", addr, err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	dir, err := os.MkdirTemp("", "quickstart-redis")
 	if err != nil {
 		return "", nil, err
 	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
+	srv, err := redisproc.Start(ctx, dir, nil)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		if errors.Is(err, exec.ErrNotFound) {
+			return "", nil, fmt.Errorf("no Redis answers at %s (%v) and redis-server is not on PATH.\n"+
+				"Start one (docker run -p 6379:6379 redis:7, or apt-get install redis-server, or brew install redis)\n"+
+				"or point REDIS_ADDR at one", addr, pingErr)
+		}
 		return "", nil, err
 	}
-	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = os.RemoveAll(dir) }
-	wanted := addr
-	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer c.Close()
-	for i := 0; ; i++ {
-		if c.Ping(ctx).Err() == nil {
-			break
-		}
-		if i == 100 {
-			stop()
-			return "", nil, fmt.Errorf("redis-server on %s did not answer", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	fmt.Fprintf(out, "no Redis at %s; started a throwaway redis-server on %s\n", wanted, addr)
-	return addr, stop, nil
+	fmt.Fprintf(out, "no Redis at %s; started a throwaway redis-server on %s\n", addr, srv.Addr())
+	return srv.Addr(), func() { _ = srv.Kill(); _ = os.RemoveAll(dir) }, nil
 }
 
 // syncWriter serializes writes to w.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/internal/redisproc"
 )
 
 // Environment variables read by the harness.
@@ -88,8 +89,7 @@ func find() {
 	}
 	tried = append(tried, "docker: "+err.Error())
 
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	if _, err := exec.LookPath("redis-server"); err != nil {
 		tried = append(tried, "redis-server: not on PATH")
 		shared.skip = "tried " + strings.Join(tried, "; ")
 		return
@@ -99,15 +99,15 @@ func find() {
 		shared.err = fmt.Errorf("redistest: shared redis-server: %w", err)
 		return
 	}
-	p, err := startFreePort(bin, dir, false)
+	p, err := redisproc.Start(context.Background(), dir, nil)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		shared.err = err
 		return
 	}
-	shared.addr = p.addr()
+	shared.addr = p.Addr()
 	setStop(func() {
-		_ = p.stop(stopTimeout)
+		_ = stopProc(p)
 		_ = os.RemoveAll(dir)
 	})
 }
@@ -197,6 +197,3 @@ func sanitize(name string) string {
 	}
 	return b.String()
 }
-
-// itoa is strconv.Itoa, kept short for argument lists.
-func itoa(n int) string { return strconv.Itoa(n) }

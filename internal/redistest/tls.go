@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,11 +17,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/internal/redisproc"
 )
 
 // SecureOptions configures a server started by [StartSecureServer]. The zero
@@ -51,16 +53,9 @@ var ErrNoTLS = errors.New("redistest: redis-server was built without TLS support
 // concurrent use. The zero value is not usable: get one from
 // [StartSecureServer].
 type SecureServer struct {
-	t       testing.TB
-	bin     string
-	dir     string
-	logPath string
-	port    int
-	opts    SecureOptions
-	certs   *testCerts // nil without TLS
-
-	mu  sync.Mutex // serializes start and kill
-	cur *run
+	p     *redisproc.Server
+	opts  SecureOptions
+	certs *testCerts // nil without TLS
 }
 
 // StartSecureServer starts a server owned by t (killed with t.Cleanup). It
@@ -69,33 +64,25 @@ type SecureServer struct {
 // with that reason (it fails under STREAMGROUP_REQUIRE_REDIS=1).
 func StartSecureServer(t testing.TB, opts *SecureOptions) *SecureServer {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	if _, err := exec.LookPath("redis-server"); err != nil {
 		unavailable(t, "StartSecureServer needs redis-server on PATH")
 	}
-	s := &SecureServer{t: t, bin: bin, dir: t.TempDir()}
+	dir := t.TempDir()
+	s := &SecureServer{}
 	if opts != nil {
 		s.opts = *opts
 		s.opts.Args = append([]string(nil), opts.Args...)
 	}
-	s.logPath = filepath.Join(s.dir, "redis.log")
+	po := &redisproc.Options{Password: s.opts.Password, Args: s.opts.Args}
 	if s.opts.TLS {
-		if s.certs, err = writeTestCerts(s.dir); err != nil {
+		var err error
+		if s.certs, err = writeTestCerts(dir); err != nil {
 			t.Fatalf("redistest: StartSecureServer: %v", err)
 		}
+		po.TLS = &redisproc.TLS{CertFile: s.certs.certFile, KeyFile: s.certs.keyFile, CAFile: s.certs.caFile, Config: s.TLSConfig()}
 	}
-	for range portAttempts {
-		if s.port, err = freePort(); err != nil {
-			t.Fatalf("redistest: StartSecureServer: %v", err)
-		}
-		if err = s.Start(); err == nil {
-			break
-		}
-		se, ok := errors.AsType[*startError](err)
-		if !ok || !strings.Contains(se.tail, "Address already in use") {
-			break
-		}
-	}
+	p, err := redisproc.Start(context.Background(), dir, po)
+	err = s.noTLS(err)
 	if errors.Is(err, ErrNoTLS) {
 		if os.Getenv(EnvRequire) == "1" {
 			t.Fatalf("%v; failing because %s=1", err, EnvRequire)
@@ -105,15 +92,16 @@ func StartSecureServer(t testing.TB, opts *SecureOptions) *SecureServer {
 	if err != nil {
 		t.Fatalf("redistest: StartSecureServer: %v", err)
 	}
+	s.p = p
 	t.Cleanup(func() { _ = s.Kill() })
 	return s
 }
 
 // Addr is the server's host:port (its TLS port when it serves TLS).
-func (s *SecureServer) Addr() string { return net.JoinHostPort("127.0.0.1", itoa(s.port)) }
+func (s *SecureServer) Addr() string { return s.p.Addr() }
 
 // LogFile is the path of the server's log.
-func (s *SecureServer) LogFile() string { return s.logPath }
+func (s *SecureServer) LogFile() string { return s.p.LogFile() }
 
 // CAFile is the PEM file of the CA that signed the server's certificate, or
 // "" without TLS.
@@ -160,121 +148,27 @@ func (s *SecureServer) ClientAs(t testing.TB, user, password string) *redis.Clie
 	return c
 }
 
-func (s *SecureServer) args() []string {
-	args := []string{
-		"--bind", "127.0.0.1",
-		"--dir", s.dir,
-		"--save", "",
-		"--appendonly", "no",
-		"--daemonize", "no",
-	}
-	if s.certs != nil {
-		args = append(args,
-			"--port", "0",
-			"--tls-port", itoa(s.port),
-			"--tls-cert-file", s.certs.certFile,
-			"--tls-key-file", s.certs.keyFile,
-			"--tls-ca-cert-file", s.certs.caFile,
-			"--tls-auth-clients", "no",
-		)
-	} else {
-		args = append(args, "--port", itoa(s.port))
-	}
-	if s.opts.Password != "" {
-		args = append(args, "--requirepass", s.opts.Password)
-	}
-	return append(args, s.opts.Args...)
-}
-
 // Start starts a killed server again on the same address, and waits until
 // it answers PING. A fresh server has no data (no persistence).
 func (s *SecureServer) Start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cur != nil {
-		return errRunning
-	}
-	log, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("redistest: %w", err)
-	}
-	defer log.Close()
-	var offset int64
-	if fi, err := log.Stat(); err == nil {
-		offset = fi.Size()
-	}
-	fail := func(err error) error {
-		tail := readTail(s.logPath, offset)
-		low := strings.ToLower(tail)
-		if s.certs != nil && strings.Contains(low, "tls") && (strings.Contains(low, "bad directive") || strings.Contains(low, "not supported")) {
-			err = fmt.Errorf("%w: %v", ErrNoTLS, err)
-		}
-		return &startError{err: err, logPath: s.logPath, tail: tail}
-	}
-	cmd := exec.Command(s.bin, s.args()...)
-	cmd.Stdout, cmd.Stderr = log, log
-	dieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		return fail(fmt.Errorf("redistest: start redis-server: %w", err))
-	}
-	r := &run{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		r.err = cmd.Wait()
-		close(r.done)
-	}()
-	if err := s.waitReady(cmd.Process.Pid, r); err != nil {
-		_ = cmd.Process.Kill()
-		<-r.done
-		return fail(fmt.Errorf("redistest: redis-server on %s: %w", s.Addr(), err))
-	}
-	s.cur = r
-	return nil
+	return s.noTLS(s.p.Start(context.Background()))
 }
 
 // Kill sends SIGKILL and waits for the process to exit.
-func (s *SecureServer) Kill() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.cur
-	if r == nil {
-		return errNotRunning
-	}
-	s.cur = nil
-	_ = r.cmd.Process.Kill()
-	<-r.done
-	return nil
-}
+func (s *SecureServer) Kill() error { return s.p.Kill() }
 
-func (s *SecureServer) waitReady(pid int, r *run) error {
-	opts := s.Options("", "")
-	opts.MaxRetries = -1
-	opts.PoolSize = 1
-	opts.DialTimeout = 500 * time.Millisecond
-	opts.DialerRetries = 1
-	c := redis.NewClient(opts)
-	defer c.Close()
-	deadline := time.NewTimer(readyTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		var conn net.Conn
-		if conn, last = net.DialTimeout("tcp", s.Addr(), 500*time.Millisecond); last == nil {
-			_ = conn.Close()
-			last = pingPid(c, pid, s.Addr())
-		}
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-r.done:
-			return fmt.Errorf("exited before ready: %v", r.err)
-		case <-deadline.C:
-			return fmt.Errorf("not ready after %v: %w", readyTimeout, last)
-		case <-tick.C:
-		}
+// noTLS wraps [ErrNoTLS] into err when a TLS server did not start because
+// the binary lacks TLS support, as its log says.
+func (s *SecureServer) noTLS(err error) error {
+	se, ok := errors.AsType[*redisproc.StartError](err)
+	if !ok || s.certs == nil {
+		return err
 	}
+	low := strings.ToLower(se.Tail)
+	if strings.Contains(low, "tls") && (strings.Contains(low, "bad directive") || strings.Contains(low, "not supported")) {
+		return fmt.Errorf("%w: %w", ErrNoTLS, err)
+	}
+	return err
 }
 
 // testCerts are the PEM files of a test CA and a server certificate it

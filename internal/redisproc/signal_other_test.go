@@ -1,0 +1,7 @@
+//go:build !unix
+
+package redisproc_test
+
+import "os"
+
+const stopSignal = os.Kill // unused: TestStopFallsBackToKill skips
