@@ -55,8 +55,6 @@ type held struct {
 	renewed time.Time // last claim or lease renewal
 	state   state
 	due     time.Time // when awaitRetry: when to re-deliver
-	// deliveries is the delivery count of the last delivery.
-	deliveries int64
 }
 
 // Engine runs one consumer's machinery. It is single-use.
@@ -251,7 +249,7 @@ func (e *Engine) dispatch(msg stream.Message) bool {
 		e.mu.Unlock()
 		return false
 	}
-	e.setHold(msg.ID, &held{renewed: now, deliveries: msg.Deliveries})
+	e.setHold(msg.ID, &held{renewed: now})
 	e.mu.Unlock()
 	e.c.delivered.Add(1)
 	e.queue <- msg // never blocks: the queue has room for every credit
@@ -319,7 +317,7 @@ func (e *Engine) process(msg *stream.Message) {
 	default:
 		delay := e.retryBackoff.Delay(int(d - 1))
 		e.log.Info("handler failed; will retry", "id", msg.ID, "deliveries", d, "retry_in", delay, "err", err)
-		e.scheduleRetry(msg.ID, d, delay)
+		e.scheduleRetry(msg.ID, delay)
 	}
 }
 
@@ -383,7 +381,7 @@ func (e *Engine) unhold(id string) {
 // go, still pending, and a reclaimer (this one or another's) delivers it
 // again once it has been idle for MinIdle. Memory stays bounded through a
 // flood of failures, and the delivery limit still holds.
-func (e *Engine) scheduleRetry(id string, deliveries int64, delay time.Duration) {
+func (e *Engine) scheduleRetry(id string, delay time.Duration) {
 	e.mu.Lock()
 	if e.retries >= e.maxRetries() {
 		e.dropHold(id)
@@ -394,7 +392,6 @@ func (e *Engine) scheduleRetry(id string, deliveries int64, delay time.Duration)
 	if h, ok := e.holds[id]; ok {
 		h.state = awaitRetry
 		h.due = time.Now().Add(delay)
-		h.deliveries = deliveries
 		e.retries++
 	}
 	e.mu.Unlock()
