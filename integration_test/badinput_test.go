@@ -35,7 +35,6 @@ func TestUnusualEntries(t *testing.T) {
 	tests := []struct {
 		name   string
 		values map[string]string
-		bug    string // a known library bug: skip with it
 	}{
 		{name: "10 MB value", values: map[string]string{"blob": big}},
 		{name: "3000 fields", values: fields(3000)},
@@ -44,9 +43,6 @@ func TestUnusualEntries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.bug != "" {
-				t.Skip(tt.bug)
-			}
 			t.Parallel()
 			rdb := redistest.Client(t)
 			key, grp := redistest.Names(t)

@@ -348,7 +348,6 @@ func TestACLMissingPermission(t *testing.T) {
 		dead      string // DeadLetterStream; "" for the default
 		runStops  bool   // Run returns the error; else OnError reports it
 		want      []string
-		bug       string // a known library bug: skip with it
 	}{
 		{name: "xgroup create", cmds: without("xgroup|create"), runStops: true, want: []string{"NOPERM", "xgroup|create"}},
 		{name: "xreadgroup", cmds: without("xreadgroup"), runStops: true, want: []string{"NOPERM", "xreadgroup"}},
@@ -362,9 +361,6 @@ func TestACLMissingPermission(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.bug != "" {
-				t.Skip(tt.bug)
-			}
 			t.Parallel()
 			user := fmt.Sprintf("w%d", i)
 			pass := randHex(t)
