@@ -91,7 +91,7 @@ func run(w io.Writer) error {
 
 	// 3. Run three workers of one group until the work is done.
 	opts := &group.Options{
-		Concurrency:   4,
+		Concurrency:   1, // small, so that the three workers share the five jobs
 		MaxDeliveries: 3,
 		RetryBackoff:  100 * time.Millisecond, // short, for the demo
 		Block:         200 * time.Millisecond,

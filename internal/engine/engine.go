@@ -76,7 +76,7 @@ type Engine struct {
 	holds     map[string]*held
 	retries   int // holds in state awaitRetry
 	ackBuf    []string
-	abandoned bool // the drain timed out: late handler results are dropped
+	abandoned atomic.Bool // the drain timed out: late handler results are dropped
 
 	ackWake   chan struct{}
 	retryWake chan struct{}
@@ -331,11 +331,7 @@ func (e *Engine) call(msg *stream.Message) (err error) {
 	return e.cfg.Handler.Handle(e.hctx, msg)
 }
 
-func (e *Engine) isAbandoned() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.abandoned
-}
+func (e *Engine) isAbandoned() bool { return e.abandoned.Load() }
 
 // maxRetries bounds the failed entries held for a retry.
 func (e *Engine) maxRetries() int { return 10 * (e.cfg.Concurrency + e.cfg.Prefetch) }
@@ -496,8 +492,8 @@ func (e *Engine) drain() error {
 	case <-done:
 	case <-grace.C:
 	}
+	e.abandoned.Store(true)
 	e.mu.Lock()
-	e.abandoned = true
 	n := 0
 	for _, h := range e.holds {
 		if h.state == inHandler {
