@@ -102,9 +102,7 @@ func TestRestartFinishesOwnPendingFirst(t *testing.T) {
 	}
 	old := publish(t, rdb, key, 5, nil)
 	// The first run of "worker-1" read these and died before acking them.
-	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: grp, Consumer: "worker-1", Streams: []string{key, ">"}, Count: 5, Block: -1}).Err(); err != nil {
-		t.Fatal(err)
-	}
+	abandon(t, rdb, key, grp, "worker-1", 5)
 	fresh := publish(t, rdb, key, 5, nil)
 
 	rec := newRecorder(nil)
@@ -283,12 +281,8 @@ func TestDeletedPendingEntryNeverReachesHandler(t *testing.T) {
 	ids := publish(t, rdb, key, 6, nil)
 	// "dead" read all six and died; then two were deleted from the stream.
 	// "me" had read two more and restarts; one of those was deleted too.
-	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: grp, Consumer: "dead", Streams: []string{key, ">"}, Count: 4, Block: -1}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: grp, Consumer: "me", Streams: []string{key, ">"}, Count: 2, Block: -1}).Err(); err != nil {
-		t.Fatal(err)
-	}
+	abandon(t, rdb, key, grp, "dead", 4)
+	abandon(t, rdb, key, grp, "me", 2)
 	deleted := []string{ids[0], ids[2], ids[5]}
 	if err := rdb.XDel(ctx, key, deleted...).Err(); err != nil {
 		t.Fatal(err)

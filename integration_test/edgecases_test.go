@@ -267,9 +267,7 @@ func TestSameNameCrashLoopDeadLettered(t *testing.T) {
 	}
 	ids := publish(t, rdb, key, 2, nil)
 	poison, fine := ids[0], ids[1]
-	if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: grp, Consumer: "w", Streams: []string{key, ">"}, Count: 2, Block: -1}).Err(); err != nil {
-		t.Fatal(err)
-	}
+	abandon(t, rdb, key, grp, "w", 2)
 	opts := fastOptions()
 	opts.MaxDeliveries = 3
 	opts.MinIdle = time.Hour // no reclaiming: only the restart path

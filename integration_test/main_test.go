@@ -219,3 +219,15 @@ func deadLetters(t testing.TB, rdb redis.UniversalClient, key string) []stream.D
 	}
 	return out
 }
+
+// abandon makes consumer read up to count new entries of grp (0: all) and
+// leaves them pending, as a consumer that died before acknowledging them.
+func abandon(t testing.TB, rdb redis.UniversalClient, key, grp, consumer string, count int64) {
+	t.Helper()
+	err := rdb.XReadGroup(context.Background(), &redis.XReadGroupArgs{
+		Group: grp, Consumer: consumer, Streams: []string{key, ">"}, Count: count, Block: -1,
+	}).Err()
+	if err != nil {
+		t.Fatalf("XREADGROUP as %q: %v", consumer, err)
+	}
+}
