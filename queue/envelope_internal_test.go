@@ -1,0 +1,107 @@
+package queue
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+	"unicode/utf8"
+
+	"github.com/streamgroup/streamgroup/stream"
+)
+
+func TestDecodeElement(t *testing.T) {
+	tests := []struct {
+		raw   string
+		plain bool
+		bad   string // substring of the reason; "" for a good element
+		id    string
+		n     int64
+	}{
+		{raw: `{"to":"a"}`, plain: true},
+		{raw: ``, plain: true},
+		{raw: `{"sg" :1}`, plain: true}, // not the exact marker: user JSON
+		{raw: `{"sg":1,"n":3,"id":"x","v":{"k":"v"}}`, id: "x", n: 3},
+		{raw: `{"sg":1,"n":0,"id":"x","v":{},"future":true}`, id: "x"},
+		{raw: `{"sg":1,"n":3,"id":"x","v":{"k":1}}`, bad: "invalid JSON"},
+		{raw: `{"sg":1,"n":3,"id":"","v":{}}`, bad: `"id"`},
+		{raw: `{"sg":1,"n":3,"id":"x"}`, bad: `"v"`},
+		{raw: `{"sg":1,"n":-1,"id":"x","v":{}}`, bad: `"n"`},
+		{raw: `{"sg":1,"n":1234567890123456,"id":"x","v":{}}`, bad: `"n"`},
+		{raw: `{"sg":1,"n":3}`, bad: `"n"`},
+		{raw: `{"sg":2,"n":3,"id":"x","v":{}}`, bad: "unknown version"},
+		{raw: `{"sg":1,"n":3,"id":"x","v":{}`, bad: "invalid JSON"},
+		{raw: `{"sg":1,"n":3,"id":"x","v":{},"b":{"k":"!"}}`, bad: "base64"},
+		{raw: `{"sg":1,"n":3,"id":"x","v":{},"b":{"k":"/w=="}}`, id: "x", n: 3},
+	}
+	for _, tt := range tests {
+		el := decodeElement(tt.raw)
+		switch {
+		case el.plain != tt.plain:
+			t.Errorf("decodeElement(%q).plain = %v; want %v", tt.raw, el.plain, tt.plain)
+		case tt.plain && el.env.V[stream.PayloadField] != tt.raw:
+			t.Errorf("decodeElement(%q) values = %v; want the string in %q", tt.raw, el.env.V, stream.PayloadField)
+		case tt.bad == "" && el.bad != "":
+			t.Errorf("decodeElement(%q) = malformed (%s); want good", tt.raw, el.bad)
+		case tt.bad != "" && !strings.Contains(el.bad, tt.bad):
+			t.Errorf("decodeElement(%q).bad = %q; want it to mention %s", tt.raw, el.bad, tt.bad)
+		case !tt.plain && tt.bad == "" && (el.env.ID != tt.id || el.env.N != tt.n):
+			t.Errorf("decodeElement(%q) = %+v; want id %q, n %d", tt.raw, el.env, tt.id, tt.n)
+		}
+	}
+}
+
+func FuzzEnvelope(f *testing.F) {
+	f.Add("k", "v", int64(0))
+	f.Add("", "{\"sg\":1,", int64(41))
+	f.Add("\u2028", "\xff", int64(999999))
+	f.Fuzz(func(t *testing.T, k, v string, n int64) {
+		if n < 0 || n > 1e14 || !utf8.ValidString(k) { // field names must be UTF-8
+			return
+		}
+		env := envelope{SG: 1, N: n, ID: "id", V: map[string]string{k: v}}
+		raw := env.encode()
+		if reason := checkCanonical(raw); reason != "" {
+			t.Fatalf("encode() = %q is not canonical: %s", raw, reason)
+		}
+		el := decodeElement(withAttempts(raw, n+1))
+		if el.bad != "" || el.env.N != n+1 || el.env.ID != "id" || el.env.V[k] != v {
+			t.Fatalf("decode(withAttempts(%q)) = %+v; want n=%d and the same values", raw, el, n+1)
+		}
+	})
+}
+
+// Credits are served first come, first served, and a waiter whose context
+// ends gives up without losing credits.
+func TestCredits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCredits(4)
+		if got := c.take(t.Context(), 2, 4); got != 4 {
+			t.Fatalf("take(2, 4) = %d; want 4", got)
+		}
+		big, small := make(chan int, 1), make(chan int, 1)
+		go func() { big <- c.take(context.Background(), 3, 3) }()
+		synctest.Wait()
+		go func() { small <- c.take(context.Background(), 1, 1) }()
+		synctest.Wait()
+		c.give(1) // enough for the second in line only: nobody is served
+		synctest.Wait()
+		if len(big)+len(small) != 0 {
+			t.Fatalf("a waiter was served out of order")
+		}
+		c.give(3)
+		if b, s := <-big, <-small; b != 3 || s != 1 {
+			t.Fatalf("served big %d, small %d; want 3 and 1", b, s)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if got := c.take(ctx, 1, 1); got != 0 {
+			t.Fatalf("take with no credits free = %d after the deadline; want 0", got)
+		}
+		c.give(4)
+		if got := c.take(t.Context(), 4, 4); got != 4 {
+			t.Fatalf("take(4, 4) after giving all back = %d; want 4", got)
+		}
+	})
+}

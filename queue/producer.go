@@ -1,0 +1,193 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/stream"
+)
+
+// ProducerOptions configures a [Producer]. A nil *ProducerOptions means all
+// defaults.
+type ProducerOptions struct {
+	// Codec encodes the values given to [Producer.PushPayload]. Nil means
+	// [stream.JSON].
+	Codec stream.Codec
+}
+
+// maxPushArgs bounds the elements of one LPUSH in [Producer.PushBatch];
+// larger batches are split into several LPUSHes in the same pipeline.
+const maxPushArgs = 1000
+
+// Producer pushes jobs to one list (LPUSH), each wrapped in an envelope
+// with a unique ID and an attempt count (see docs/wire-format.md). It is
+// safe for concurrent use. It does not own the client and never closes it.
+// The zero value is not usable: create one with [NewProducer].
+type Producer struct {
+	rdb   redis.UniversalClient
+	queue string
+	codec stream.Codec
+}
+
+// NewProducer returns a producer that pushes to the list queue through
+// rdb. A nil opts means defaults. It panics if rdb is nil or queue is
+// empty; the error is reserved for invalid options (none are, today).
+func NewProducer(rdb redis.UniversalClient, queue string, opts *ProducerOptions) (*Producer, error) {
+	if rdb == nil {
+		panic("queue: NewProducer with nil client")
+	}
+	if queue == "" {
+		panic("queue: NewProducer with empty queue name")
+	}
+	p := &Producer{rdb: rdb, queue: queue, codec: stream.JSON}
+	if opts != nil && opts.Codec != nil {
+		p.codec = opts.Codec
+	}
+	return p, nil
+}
+
+// Queue returns the key of the list p pushes to.
+func (p *Producer) Queue() string { return p.queue }
+
+// Push pushes one job with the given fields and returns its ID. Values are
+// stored as strings, as go-redis writes them for a stream entry (numbers in
+// decimal, true as "1", []byte as is, encoding.BinaryMarshaler's bytes). A
+// job may have no fields.
+//
+// The error wraps the go-redis error (a key of another type gives Redis's
+// WRONGTYPE reply). After a network error or a cancelled ctx the job may or
+// may not have been pushed.
+func (p *Producer) Push(ctx context.Context, values map[string]any) (string, error) {
+	ids, err := p.PushBatch(ctx, []map[string]any{values})
+	if be, ok := errors.AsType[*BatchError](err); ok {
+		err = be.Errs[0]
+	}
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// PushPayload pushes one job holding v encoded with the producer's codec,
+// in the fields [stream.PayloadField] and [stream.ContentTypeField], and
+// returns its ID. Handlers read it back with [stream.Decode] or
+// handler.Typed, exactly as for a stream entry.
+func (p *Producer) PushPayload(ctx context.Context, v any) (string, error) {
+	values, err := stream.Encode(p.codec, v)
+	if err != nil {
+		return "", err
+	}
+	return p.Push(ctx, values)
+}
+
+// PushBatch pushes jobs in order, in one round trip, and returns their IDs
+// in the same order. Consumers take them in that order (the first job is
+// handled first). Up to 1000 jobs go into one LPUSH, which is atomic; a
+// larger batch is several LPUSHes in one pipeline, so jobs of other
+// producers may interleave between them.
+//
+// When any job fails, PushBatch returns the IDs of those that were pushed
+// ("" for the others) and a [*BatchError] holding each job's error. An
+// empty jobs makes no round trip and returns (nil, nil).
+func (p *Producer) PushBatch(ctx context.Context, jobs []map[string]any) ([]string, error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	ids := newIDs(len(jobs))
+	errs := make([]error, len(jobs))
+	failed := false
+
+	type chunk struct {
+		idx []int
+		cmd *redis.IntCmd
+	}
+	var chunks []chunk
+	var cur chunk
+	var args []any
+	pipe := p.rdb.Pipeline()
+	flush := func() {
+		if len(cur.idx) == 0 {
+			return
+		}
+		cur.cmd = pipe.LPush(ctx, p.queue, args...)
+		chunks = append(chunks, cur)
+		cur, args = chunk{}, nil
+	}
+	for i, values := range jobs {
+		v, err := stringValues(values)
+		if err != nil {
+			errs[i] = fmt.Errorf("queue: push to %q: %w", p.queue, err)
+			failed = true
+			continue
+		}
+		env := envelope{SG: 1, ID: ids[i], V: v}
+		args = append(args, env.encode())
+		cur.idx = append(cur.idx, i)
+		if len(args) == maxPushArgs {
+			flush()
+		}
+	}
+	flush()
+	if len(chunks) > 0 {
+		_, _ = pipe.Exec(ctx) // each command's error is inspected below
+	}
+	for _, c := range chunks {
+		if err := c.cmd.Err(); err != nil {
+			for _, i := range c.idx {
+				errs[i] = fmt.Errorf("queue: push to %q: %w", p.queue, err)
+			}
+			failed = true
+		}
+	}
+	if failed {
+		for i, err := range errs {
+			if err != nil {
+				ids[i] = ""
+			}
+		}
+		return ids, &BatchError{Queue: p.queue, Errs: errs}
+	}
+	return ids, nil
+}
+
+// BatchError reports the jobs of a [Producer.PushBatch] that failed. It
+// matches, with errors.Is and errors.As, every error it holds.
+type BatchError struct {
+	// Queue is the list key.
+	Queue string
+	// Errs has one element per job of the batch, in order: nil for a job
+	// that was pushed.
+	Errs []error
+}
+
+// Error reports how many jobs failed and the first failure.
+func (e *BatchError) Error() string {
+	n, first := 0, -1
+	for i, err := range e.Errs {
+		if err != nil {
+			n++
+			if first < 0 {
+				first = i
+			}
+		}
+	}
+	if first < 0 {
+		return fmt.Sprintf("queue: push batch to %q: no job failed", e.Queue)
+	}
+	return fmt.Sprintf("queue: %d of %d jobs not pushed to %q; job %d: %v",
+		n, len(e.Errs), e.Queue, first, e.Errs[first])
+}
+
+// Unwrap returns the non-nil errors of Errs.
+func (e *BatchError) Unwrap() []error {
+	var errs []error
+	for _, err := range e.Errs {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
