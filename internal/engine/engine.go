@@ -73,7 +73,7 @@ type Engine struct {
 	retryBackoff     backoff.Policy
 
 	mu        sync.Mutex
-	holds     map[string]*held
+	holds     map[string]held
 	retries   int // holds in state awaitRetry
 	ackBuf    []string
 	abandoned atomic.Bool // the drain timed out: late handler results are dropped
@@ -85,6 +85,10 @@ type Engine struct {
 	// them (by the acker).
 	fail context.CancelCauseFunc
 
+	// The adaptive prefetch's measurements (EWMA, in nanoseconds).
+	handlerNs atomic.Int64 // time in the handler
+	fetchNs   atomic.Int64 // round trip of a read that did not block
+
 	handlers sync.WaitGroup
 	hctx     context.Context
 	hcancel  context.CancelFunc
@@ -95,9 +99,9 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg:              cfg,
 		log:              cfg.Logger,
-		credits:          newCredits(cfg.Concurrency + cfg.Prefetch),
+		credits:          newCredits(cfg.Concurrency + initialPrefetch(cfg)),
 		queue:            make(chan stream.Message, cfg.Concurrency+cfg.Prefetch),
-		holds:            make(map[string]*held),
+		holds:            make(map[string]held),
 		ackWake:          make(chan struct{}, 1),
 		retryWake:        make(chan struct{}, 1),
 		transientBackoff: backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second},
@@ -243,26 +247,45 @@ func (e *Engine) transient(op string, err error) {
 // reports false (and the caller keeps the credit) when this consumer holds
 // the entry already: in a handler, queued, or waiting for its XACK.
 func (e *Engine) dispatch(msg stream.Message) bool {
+	return e.dispatchAll([]stream.Message{msg}) == 1
+}
+
+// dispatchAll is dispatch for a batch, under one lock: it queues the
+// entries this consumer does not hold already, compacting ms to them, and
+// returns how many it queued (the credits it used).
+func (e *Engine) dispatchAll(ms []stream.Message) int {
 	now := time.Now()
+	n := 0
 	e.mu.Lock()
-	if h, ok := e.holds[msg.ID]; ok && h.state != awaitRetry {
-		e.mu.Unlock()
-		return false
+	for _, m := range ms {
+		if h, ok := e.holds[m.ID]; ok && h.state != awaitRetry {
+			continue
+		}
+		e.setHold(m.ID, held{renewed: now})
+		ms[n] = m
+		n++
 	}
-	e.setHold(msg.ID, &held{renewed: now})
 	e.mu.Unlock()
-	e.c.delivered.Add(1)
-	e.queue <- msg // never blocks: the queue has room for every credit
-	return true
+	e.c.delivered.Add(uint64(n))
+	for _, m := range ms[:n] {
+		e.queue <- m // never blocks: the queue has room for every credit
+	}
+	return n
 }
 
 // worker runs queued entries through the handler until the queue is closed.
+//
+// One Message per worker is reused for every entry (handlers must not keep
+// it), so that handing it to the handler costs no allocation.
 func (e *Engine) worker() {
-	for msg := range e.queue {
+	msg := new(stream.Message)
+	n := 0
+	for *msg = range e.queue {
 		if e.stopping.Load() {
 			e.unhold(msg.ID) // not started: it stays pending in Redis
 		} else {
-			e.processGuarded(&msg)
+			n++
+			e.processGuarded(msg, e.cfg.AdaptivePrefetch && n%sampleEvery == 1)
 		}
 		e.credits.give(1)
 	}
@@ -273,7 +296,7 @@ func (e *Engine) worker() {
 // where no recover can stop it: the entry is then let go, still pending (it
 // is delivered again after MinIdle), its credit is given back, and a new
 // worker takes the place of the old one.
-func (e *Engine) processGuarded(msg *stream.Message) {
+func (e *Engine) processGuarded(msg *stream.Message, timed bool) {
 	finished := false
 	defer func() {
 		if finished {
@@ -285,22 +308,30 @@ func (e *Engine) processGuarded(msg *stream.Message) {
 		e.credits.give(1)
 		e.handlers.Go(e.worker)
 	}()
-	e.process(msg)
+	e.process(msg, timed)
 	finished = true
 }
 
-func (e *Engine) process(msg *stream.Message) {
+// process runs msg through the handler and acts on the outcome. When timed
+// it also measures the handler for the adaptive prefetch.
+func (e *Engine) process(msg *stream.Message, timed bool) {
 	if msg.Deliveries > e.cfg.MaxDeliveries {
 		reason := fmt.Sprintf("delivered %d times, more than MaxDeliveries (%d), without finishing: the handler crashed or stalled", msg.Deliveries, e.cfg.MaxDeliveries)
 		e.deadLetter(msg, reason)
 		return
 	}
+	var start time.Time
+	if timed {
+		start = time.Now()
+	}
 	err := e.call(msg)
+	if timed {
+		observe(&e.handlerNs, time.Since(start))
+	}
 	if e.isAbandoned() {
 		return // the drain gave up on us; the entry stays pending
 	}
 	if err == nil {
-		e.setState(msg.ID, awaitAck)
 		e.ack(msg.ID)
 		return
 	}
@@ -338,7 +369,7 @@ func (e *Engine) maxRetries() int { return 10 * (e.cfg.Concurrency + e.cfg.Prefe
 
 // setHold records h as the hold of id, keeping the retry count; e.mu must be
 // held.
-func (e *Engine) setHold(id string, h *held) {
+func (e *Engine) setHold(id string, h held) {
 	if old, ok := e.holds[id]; ok && old.state == awaitRetry {
 		e.retries--
 	}
@@ -353,17 +384,6 @@ func (e *Engine) dropHold(id string) {
 		}
 		delete(e.holds, id)
 	}
-}
-
-func (e *Engine) setState(id string, s state) {
-	e.mu.Lock()
-	if h, ok := e.holds[id]; ok {
-		if h.state == awaitRetry {
-			e.retries--
-		}
-		h.state = s
-	}
-	e.mu.Unlock()
 }
 
 func (e *Engine) unhold(id string) {
@@ -388,6 +408,7 @@ func (e *Engine) scheduleRetry(id string, delay time.Duration) {
 	if h, ok := e.holds[id]; ok {
 		h.state = awaitRetry
 		h.due = time.Now().Add(delay)
+		e.holds[id] = h
 		e.retries++
 	}
 	e.mu.Unlock()

@@ -112,7 +112,7 @@ func drainEngine(t *testing.T, drain time.Duration, n int, watchCtx bool, releas
 	e.hctx, e.hcancel = context.WithCancel(context.Background())
 	for i := range n {
 		id := stream.ID{Ms: 1, Seq: uint64(i)}.String()
-		e.holds[id] = &held{}
+		e.holds[id] = held{}
 		e.handlers.Go(func() {
 			if watchCtx {
 				select {

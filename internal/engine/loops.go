@@ -56,14 +56,15 @@ func stopped(err error) error {
 
 // readLoop reads with XREADGROUP: first this consumer's own pending entries
 // (ID 0, left over from an earlier run), then new ones (">"). It reads once
-// at least Prefetch credits are free, and asks for as many entries as there
-// are free credits: reads are batches, and the workers have entries queued
-// while the next batch is on its way.
+// at least half of the prefetch fits in the free credits, and asks for as
+// many entries as there are free credits: reads are batches, and the
+// workers have entries queued while the next batch is on its way.
 func (e *Engine) readLoop(ctx context.Context) error {
 	cursor := "0"
 	attempt := 0
 	for {
-		n := e.credits.take(ctx, e.cfg.Prefetch, e.cfg.Concurrency+e.cfg.Prefetch)
+		p := e.prefetch()
+		n := e.credits.take(ctx, (p+1)/2, e.cfg.Concurrency+p)
 		if n == 0 {
 			return nil
 		}
@@ -77,6 +78,7 @@ func (e *Engine) readLoop(ctx context.Context) error {
 		if cursor != ">" {
 			args.Block = -1 // history reads never block
 		}
+		start := time.Now()
 		res, err := e.cfg.Client.XReadGroup(ctx, args).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			e.credits.give(n)
@@ -89,6 +91,9 @@ func (e *Engine) readLoop(ctx context.Context) error {
 		var xs []redis.XMessage
 		if len(res) > 0 {
 			xs = res[0].Messages
+		}
+		if len(xs) == n || cursor != ">" {
+			observe(&e.fetchNs, time.Since(start)) // a read that did not block
 		}
 		if cursor != ">" {
 			if len(xs) == 0 {
@@ -114,7 +119,7 @@ func (e *Engine) deliverRead(ctx context.Context, xs []redis.XMessage, fresh boo
 	if !fresh {
 		counts = e.pendingCounts(ctx, xs[0].ID, xs[len(xs)-1].ID, len(xs))
 	}
-	used := 0
+	ms := make([]stream.Message, 0, len(xs))
 	var tombstones []string
 	for _, x := range xs {
 		m, ok := stream.FromXMessage(e.cfg.Stream, x)
@@ -126,10 +131,9 @@ func (e *Engine) deliverRead(ctx context.Context, xs []redis.XMessage, fresh boo
 		if !fresh {
 			m.Deliveries = counts[x.ID]
 		}
-		if e.dispatch(m) {
-			used++
-		}
+		ms = append(ms, m)
 	}
+	used := e.dispatchAll(ms)
 	e.dropDeleted(ctx, tombstones)
 	return used
 }
@@ -188,10 +192,12 @@ func (e *Engine) reclaimLoop(ctx context.Context) error {
 func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 	cursor := "0-0"
 	for {
+		e.prefetch()
 		n := e.credits.take(ctx, 1, e.cfg.ReclaimCount)
 		if n == 0 {
 			return errStop
 		}
+		start := time.Now()
 		res, err := claimScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream},
 			e.cfg.Group, e.cfg.Consumer, e.cfg.MinIdle.Milliseconds(), cursor, n).Slice()
 		if err != nil {
@@ -202,6 +208,11 @@ func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 			return nil // try again next interval
 		}
 		*attempt = 0
+		if len(res) > 1 {
+			if entries, _ := res[1].([]any); len(entries) == n {
+				observe(&e.fetchNs, time.Since(start))
+			}
+		}
 		next, used, err := e.deliverClaimed(ctx, res)
 		e.credits.give(n - used)
 		if err != nil {
@@ -404,6 +415,7 @@ func (e *Engine) renew(ctx context.Context, ids []string) {
 			continue
 		}
 		h.renewed = now
+		e.holds[id] = h
 	}
 	e.mu.Unlock()
 	e.c.leaseRenewals.Add(uint64(len(ids) - len(lost)))
@@ -425,9 +437,16 @@ func (e *Engine) staleLeases() []string {
 	return ids
 }
 
-// ack queues id for a batched XACK.
+// ack queues id for a batched XACK; a hold on id waits for it (awaitAck).
 func (e *Engine) ack(id string) {
 	e.mu.Lock()
+	if h, ok := e.holds[id]; ok {
+		if h.state == awaitRetry {
+			e.retries--
+		}
+		h.state = awaitAck
+		e.holds[id] = h
+	}
 	e.ackBuf = append(e.ackBuf, id)
 	n := len(e.ackBuf)
 	e.mu.Unlock()
