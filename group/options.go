@@ -148,6 +148,7 @@ type Stats struct {
 	DeletedInPEL  uint64 // pending entries found deleted from the stream and dropped
 	LeaseRenewals uint64 // lease renewals of entries held by slow handlers or retries
 	GroupsCreated uint64 // times the consumer created the group (at start or after NOGROUP)
+	Released      uint64 // entries fetched but never started when Run stopped, given back to the group
 }
 
 func statsFrom(s engine.Stats) Stats {

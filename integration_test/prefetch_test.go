@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,6 +146,91 @@ func TestSlowBurstIsShared(t *testing.T) {
 	for _, name := range []string{"a", "b"} {
 		if per[name] < n/4 {
 			t.Errorf("consumer %s handled %d of %d entries; want at least %d: the burst was hoarded (%v)", name, per[name], n, n/4, per)
+		}
+	}
+}
+
+// signalHandler is a slog.Handler that closes ch at the first record whose
+// message is msg.
+type signalHandler struct {
+	msg  string
+	ch   chan struct{}
+	once *sync.Once
+}
+
+func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h signalHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h signalHandler) WithGroup(string) slog.Handler            { return h }
+func (h signalHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, h.msg) {
+		h.once.Do(func() { close(h.ch) })
+	}
+	return nil
+}
+
+// Entries fetched but never started when Run stops are given back: their
+// delivery counters are set back to what they were before the fetch and
+// their idle time to MinIdle, so another consumer's reclaimer takes them at
+// once and the unused fetch does not count toward MaxDeliveries.
+func TestUnstartedEntriesReleasedOnStop(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t)
+	key, grp := redistest.Names(t)
+	ctx := context.Background()
+	const n = 11
+	publish(t, rdb, key, n, nil)
+	if err := rdb.XGroupCreate(ctx, key, grp, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	unblock := make(chan struct{})
+	draining := make(chan struct{})
+	var first sync.Once
+	rec := newRecorder(func(context.Context, *stream.Message) error {
+		first.Do(func() { <-unblock }) // the first entry holds the only worker
+		return nil
+	})
+	opts := fastOptions()
+	opts.Concurrency, opts.Prefetch = 1, n-1
+	opts.MinIdle = 2 * time.Second
+	opts.Logger = slog.New(signalHandler{msg: "draining", ch: draining, once: new(sync.Once)})
+	c := newConsumer(t, rdb, key, grp, "a", rec.as("a"), opts)
+	r := start(t, c.Run)
+	eventually(t, 10*time.Second, "all entries fetched", func() bool { return pending(t, rdb, key, grp) == n })
+
+	r.cancel()
+	<-draining
+	close(unblock)
+	if err := r.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := c.Stats().Released; got != n-1 {
+		t.Fatalf("Stats().Released = %d; want %d (fetched, never started)", got, n-1)
+	}
+	ps, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: grp, Start: "-", End: "+", Count: 100}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != n-1 {
+		t.Fatalf("pending after stop = %d; want %d", len(ps), n-1)
+	}
+	for _, p := range ps {
+		if p.RetryCount != 0 || p.Idle < opts.MinIdle {
+			t.Errorf("released entry %s: deliveries %d, idle %v; want 0 and at least MinIdle %v", p.ID, p.RetryCount, p.Idle, opts.MinIdle)
+		}
+	}
+
+	// Another consumer's reclaimer takes them; each is on its first delivery.
+	rec2 := newRecorder(nil)
+	opts2 := fastOptions()
+	opts2.MinIdle = opts.MinIdle
+	start(t, newConsumer(t, rdb, key, grp, "b", rec2.as("b"), opts2).Run)
+	eventually(t, 20*time.Second, "released entries handled by b", func() bool { return rec2.distinct() == n-1 })
+	rec2.mu.Lock()
+	defer rec2.mu.Unlock()
+	for id, ds := range rec2.deliv {
+		if len(ds) != 1 || ds[0] != 1 {
+			t.Errorf("entry %s reached b with deliveries %v; want [1]", id, ds)
 		}
 	}
 }

@@ -32,10 +32,11 @@ type Stats struct {
 	DeletedInPEL  uint64
 	LeaseRenewals uint64
 	GroupsCreated uint64
+	Released      uint64
 }
 
 type counters struct {
-	delivered, acked, failed, retried, deadLettered, reclaimed, deletedInPEL, leaseRenewals, groupsCreated atomic.Uint64
+	delivered, acked, failed, retried, deadLettered, reclaimed, deletedInPEL, leaseRenewals, groupsCreated, released atomic.Uint64
 }
 
 // state is where a held entry is.
@@ -55,6 +56,13 @@ type held struct {
 	renewed time.Time // last claim or lease renewal
 	state   state
 	due     time.Time // when awaitRetry: when to re-deliver
+}
+
+// unstarted is an entry fetched but never handed to a handler, with the
+// delivery count it had before that fetch.
+type unstarted struct {
+	id    string
+	count int64
 }
 
 // Engine runs one consumer's machinery. It is single-use.
@@ -77,6 +85,7 @@ type Engine struct {
 	retries   int // holds in state awaitRetry
 	ackBuf    []string
 	abandoned atomic.Bool // the drain timed out: late handler results are dropped
+	unstarted []unstarted // fetched, never started when Run stopped
 
 	ackWake   chan struct{}
 	retryWake chan struct{}
@@ -122,6 +131,7 @@ func (e *Engine) Stats() Stats {
 		DeletedInPEL:  e.c.deletedInPEL.Load(),
 		LeaseRenewals: e.c.leaseRenewals.Load(),
 		GroupsCreated: e.c.groupsCreated.Load(),
+		Released:      e.c.released.Load(),
 	}
 }
 
@@ -177,6 +187,7 @@ func (e *Engine) Run(ctx context.Context, mode Mode) error {
 	}
 
 	drainErr := e.drain()
+	e.release()
 	stopHouse()
 	_ = house.Wait()
 	return errors.Join(loopErr, drainErr)
@@ -282,7 +293,7 @@ func (e *Engine) worker() {
 	n := 0
 	for *msg = range e.queue {
 		if e.stopping.Load() {
-			e.unhold(msg.ID) // not started: it stays pending in Redis
+			e.letGo(msg) // not started: it stays pending in Redis
 		} else {
 			n++
 			e.processGuarded(msg, e.cfg.AdaptivePrefetch && n%sampleEvery == 1)
@@ -494,6 +505,7 @@ func (e *Engine) deadLetterLarge(ctx context.Context, id string, fields []any) (
 // dispatch have returned.
 func (e *Engine) drain() error {
 	e.stopping.Store(true)
+	e.log.Info("draining: waiting for running handlers; entries not started stay pending")
 	close(e.queue)
 	done := make(chan struct{})
 	go func() { e.handlers.Wait(); close(done) }()
@@ -528,4 +540,50 @@ func (e *Engine) drain() error {
 	}
 	e.log.Error("drain timeout: handlers still running; their entries stay pending for the reclaimer", "running", n)
 	return fmt.Errorf("%w (%v): %d handlers still running; their entries stay pending", ErrDrainTimeout, e.cfg.DrainTimeout, n)
+}
+
+// letGo forgets an entry a worker took from the queue after the drain
+// began, and keeps it for release.
+func (e *Engine) letGo(msg *stream.Message) {
+	e.mu.Lock()
+	e.dropHold(msg.ID)
+	if msg.Deliveries > 0 {
+		e.unstarted = append(e.unstarted, unstarted{id: msg.ID, count: msg.Deliveries - 1})
+	}
+	e.mu.Unlock()
+}
+
+// release gives the entries fetched but never started back to the group:
+// their delivery counters go back to what they were before the unused
+// fetch, and their idle time to MinIdle, so that another consumer's
+// reclaimer can take them at once. If that fails they stay pending as they
+// are and are delivered again later: nothing is lost either way.
+func (e *Engine) release() {
+	e.mu.Lock()
+	us := e.unstarted
+	e.unstarted = nil
+	e.mu.Unlock()
+	if len(us) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.AckTimeout)
+	defer cancel()
+	released := int64(0)
+	for start := 0; start < len(us); start += scriptBatch {
+		batch := us[start:min(start+scriptBatch, len(us))]
+		args := make([]any, 0, 3+2*len(batch))
+		args = append(args, e.cfg.Group, e.cfg.Consumer, e.cfg.MinIdle.Milliseconds())
+		for _, u := range batch {
+			args = append(args, u.id, u.count)
+		}
+		n, err := releaseScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream}, args...).Int64()
+		if err != nil {
+			e.log.Warn("could not release fetched entries that were never started; they stay pending and will be delivered again", "count", len(us)-start, "err", err)
+			e.report(fmt.Errorf("group: release %d unstarted entries: %w", len(us)-start, err))
+			break
+		}
+		released += n
+	}
+	e.c.released.Add(uint64(released))
+	e.log.Info("released fetched entries that were never started", "count", released)
 }

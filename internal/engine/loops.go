@@ -192,8 +192,10 @@ func (e *Engine) reclaimLoop(ctx context.Context) error {
 func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 	cursor := "0-0"
 	for {
-		e.prefetch()
-		n := e.credits.take(ctx, 1, e.cfg.ReclaimCount)
+		// Like the reader, claim once half of the prefetch fits, not for
+		// every credit a worker gives back.
+		p := e.prefetch()
+		n := e.credits.take(ctx, min((p+1)/2, e.cfg.ReclaimCount), e.cfg.ReclaimCount)
 		if n == 0 {
 			return errStop
 		}

@@ -12,19 +12,57 @@ import (
 
 // claimScript runs XAUTOCLAIM and returns, with the claimed entries, each
 // entry's delivery count after the claim, so a reclaim is one round trip.
+// The counts come from one XPENDING of this consumer's entries over the
+// claimed range (it may hold others in that range too, hence the margin);
+// an entry that range read missed is looked up alone.
 // Reply: {next cursor, entries, counts, deleted IDs (Redis >= 7.0)}.
 var claimScript = redis.NewScript(`
 local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+local first, last
+for _, e in ipairs(r[2]) do
+  if e then
+    if not first then first = e[1] end
+    last = e[1]
+  end
+end
+local byID = {}
+if first then
+  local ps = redis.call('XPENDING', KEYS[1], ARGV[1], first, last, 2 * #r[2] + 100, ARGV[2])
+  for _, p in ipairs(ps) do byID[p[1]] = p[4] end
+end
 local counts = {}
 for i, e in ipairs(r[2]) do
   local n = 0
   if e then
-    local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
-    if p[1] then n = p[1][4] end
+    n = byID[e[1]]
+    if not n then
+      local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
+      n = 0
+      if p[1] then n = p[1][4] end
+    end
   end
   counts[i] = n
 end
 return {r[1], r[2], counts, r[3] or {}}
+`)
+
+// releaseScript gives back entries this consumer fetched but never started
+// (they were queued when Run stopped): for each {id, count} it still owns,
+// XCLAIM JUSTID sets the delivery counter back to count (the value before
+// the fetch that went unused) and the idle time to ARGV[3] ms (MinIdle), so
+// a reclaimer can deliver it at once and the unused fetch does not count
+// toward MaxDeliveries. It returns how many entries it released.
+var releaseScript = redis.NewScript(`
+local n = 0
+for i = 4, #ARGV, 2 do
+  local id = ARGV[i]
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'IDLE', ARGV[3], 'RETRYCOUNT', ARGV[i+1], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
 `)
 
 // retryScript re-delivers entries this consumer still owns (XCLAIM without
