@@ -200,8 +200,7 @@ func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 			return errStop
 		}
 		start := time.Now()
-		res, err := claimScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream},
-			e.cfg.Group, e.cfg.Consumer, e.cfg.MinIdle.Milliseconds(), cursor, n).Slice()
+		res, err := e.claim(ctx, cursor, n)
 		if err != nil {
 			e.credits.give(n)
 			if err := e.handleErr(ctx, "XAUTOCLAIM", err, attempt); err != nil {
@@ -225,6 +224,75 @@ func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 		}
 		cursor = next
 	}
+}
+
+// claim runs XAUTOCLAIM from cursor for up to n entries and returns
+// {next cursor, entries, delivery counts, deleted IDs}, as deliverClaimed
+// reads it. The counts come from an XPENDING of this consumer's entries from
+// cursor on, pipelined with the claim: one round trip, and no Lua (a script
+// would copy every claimed entry into Lua tables and back). This consumer
+// may hold other entries in that range, hence the margin; an entry the
+// range missed is looked up alone.
+func (e *Engine) claim(ctx context.Context, cursor string, n int) ([]any, error) {
+	pipe := e.cfg.Client.Pipeline()
+	claimCmd := pipe.Do(ctx, "XAUTOCLAIM", e.cfg.Stream, e.cfg.Group, e.cfg.Consumer,
+		e.cfg.MinIdle.Milliseconds(), cursor, "COUNT", n)
+	pendCmd := pipe.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: e.cfg.Stream, Group: e.cfg.Group, Start: cursor, End: "+",
+		Count: int64(2*n + 100), Consumer: e.cfg.Consumer,
+	})
+	_, _ = pipe.Exec(ctx)
+	res, err := claimCmd.Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(res) < 2 {
+		return nil, fmt.Errorf("group: unexpected XAUTOCLAIM reply of %d elements", len(res))
+	}
+	var deleted any = []any{}
+	if len(res) > 2 {
+		deleted = res[2] // Redis >= 7.0
+	}
+	entries, _ := res[1].([]any)
+	byID := make(map[string]int64, len(entries))
+	if ps, err := pendCmd.Result(); err == nil {
+		for _, p := range ps {
+			byID[p.ID] = p.RetryCount
+		}
+	}
+	var missing []string
+	for _, v := range entries {
+		if arr, ok := v.([]any); ok && len(arr) > 0 {
+			if id, _ := arr[0].(string); id != "" {
+				if _, found := byID[id]; !found {
+					missing = append(missing, id)
+				}
+			}
+		}
+	}
+	if len(missing) > 0 {
+		lp := e.cfg.Client.Pipeline()
+		cmds := make([]*redis.XPendingExtCmd, len(missing))
+		for i, id := range missing {
+			cmds[i] = lp.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: e.cfg.Stream, Group: e.cfg.Group, Start: id, End: id, Count: 1})
+		}
+		_, _ = lp.Exec(ctx)
+		for _, c := range cmds {
+			if ps, err := c.Result(); err == nil && len(ps) == 1 {
+				byID[ps[0].ID] = ps[0].RetryCount
+			}
+		}
+	}
+	counts := make([]any, len(entries))
+	for i, v := range entries {
+		counts[i] = int64(0) // unknown: a tombstone, or no longer pending
+		if arr, ok := v.([]any); ok && len(arr) > 0 {
+			if id, _ := arr[0].(string); id != "" {
+				counts[i] = byID[id]
+			}
+		}
+	}
+	return []any{res[0], entries, counts, deleted}, nil
 }
 
 func (e *Engine) deliverClaimed(ctx context.Context, res []any) (next string, used int, err error) {

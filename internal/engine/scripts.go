@@ -10,42 +10,6 @@ import (
 // dead-letter key), so they work on Redis Cluster when both keys share a hash
 // tag.
 
-// claimScript runs XAUTOCLAIM and returns, with the claimed entries, each
-// entry's delivery count after the claim, so a reclaim is one round trip.
-// The counts come from one XPENDING of this consumer's entries over the
-// claimed range (it may hold others in that range too, hence the margin);
-// an entry that range read missed is looked up alone.
-// Reply: {next cursor, entries, counts, deleted IDs (Redis >= 7.0)}.
-var claimScript = redis.NewScript(`
-local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
-local first, last
-for _, e in ipairs(r[2]) do
-  if e then
-    if not first then first = e[1] end
-    last = e[1]
-  end
-end
-local byID = {}
-if first then
-  local ps = redis.call('XPENDING', KEYS[1], ARGV[1], first, last, 2 * #r[2] + 100, ARGV[2])
-  for _, p in ipairs(ps) do byID[p[1]] = p[4] end
-end
-local counts = {}
-for i, e in ipairs(r[2]) do
-  local n = 0
-  if e then
-    n = byID[e[1]]
-    if not n then
-      local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
-      n = 0
-      if p[1] then n = p[1][4] end
-    end
-  end
-  counts[i] = n
-end
-return {r[1], r[2], counts, r[3] or {}}
-`)
-
 // releaseScript gives back entries this consumer fetched but never started
 // (they were queued when Run stopped): for each {id, count} it still owns,
 // XCLAIM JUSTID sets the delivery counter back to count (the value before
