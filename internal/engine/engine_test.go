@@ -35,6 +35,8 @@ func TestNormalizeDefaults(t *testing.T) {
 	}{
 		{"GroupStart", cfg.GroupStart, "0"},
 		{"Concurrency", cfg.Concurrency, DefaultConcurrency},
+		{"AdaptivePrefetch", cfg.AdaptivePrefetch, true},
+		{"Prefetch (the adaptive cap)", cfg.Prefetch, MaxAdaptivePrefetch},
 		{"Block", cfg.Block, 2 * time.Second},
 		{"MaxDeliveries", cfg.MaxDeliveries, int64(5)},
 		{"DeadLetterStream", cfg.DeadLetterStream, "s:dead"},
