@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/streamgroup/streamgroup/internal/backoff"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
@@ -59,14 +60,55 @@ func stopped(err error) error {
 // at least half of the prefetch fits in the free credits, and asks for as
 // many entries as there are free credits: reads are batches, and the
 // workers have entries queued while the next batch is on its way.
+//
+// New entries are read by two readers when Concurrency is above 1, so that
+// Redis prepares one reply while the other is being decoded and
+// dispatched. With Concurrency 1 one reader keeps entries in stream order.
 func (e *Engine) readLoop(ctx context.Context) error {
 	cursor := "0"
 	attempt := 0
+	for cursor != ">" {
+		xs, n, ok, err := e.read(ctx, cursor, &attempt)
+		if !ok {
+			return err
+		}
+		if len(xs) == 0 {
+			e.log.Debug("own pending entries done; reading new entries")
+			e.credits.give(n)
+			break
+		}
+		cursor = xs[len(xs)-1].ID
+		e.credits.give(n - e.deliverRead(ctx, xs, false))
+	}
+	readers := 1
+	if e.cfg.Concurrency > 1 {
+		readers = 2
+	}
+	var g errgroup.Group
+	for range readers {
+		g.Go(func() error {
+			attempt := 0
+			for {
+				xs, n, ok, err := e.read(ctx, ">", &attempt)
+				if !ok {
+					return err
+				}
+				e.credits.give(n - e.deliverRead(ctx, xs, true))
+			}
+		})
+	}
+	return g.Wait()
+}
+
+// read takes credits and reads up to that many entries from cursor. The
+// caller gives back the n credits it does not use. ok is false when the
+// loop must end, with err nil when ctx ended.
+func (e *Engine) read(ctx context.Context, cursor string, attempt *int) (xs []redis.XMessage, n int, ok bool, err error) {
 	for {
 		p := e.prefetch()
-		n := e.credits.take(ctx, (p+1)/2, e.cfg.Concurrency+p)
+		n = e.credits.take(ctx, (p+1)/2, e.cfg.Concurrency+p)
 		if n == 0 {
-			return nil
+			return nil, 0, false, nil
 		}
 		args := &redis.XReadGroupArgs{
 			Group:    e.cfg.Group,
@@ -82,30 +124,19 @@ func (e *Engine) readLoop(ctx context.Context) error {
 		res, err := e.cfg.Client.XReadGroup(ctx, args).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			e.credits.give(n)
-			if err := e.handleErr(ctx, "XREADGROUP", err, &attempt); err != nil {
-				return stopped(err)
+			if err := e.handleErr(ctx, "XREADGROUP", err, attempt); err != nil {
+				return nil, 0, false, stopped(err)
 			}
 			continue
 		}
-		attempt = 0
-		var xs []redis.XMessage
+		*attempt = 0
 		if len(res) > 0 {
 			xs = res[0].Messages
 		}
 		if len(xs) == n || cursor != ">" {
 			observe(&e.fetchNs, time.Since(start)) // a read that did not block
 		}
-		if cursor != ">" {
-			if len(xs) == 0 {
-				cursor = ">"
-				e.log.Debug("own pending entries done; reading new entries")
-				e.credits.give(n)
-				continue
-			}
-			cursor = xs[len(xs)-1].ID
-		}
-		used := e.deliverRead(ctx, xs, cursor == ">")
-		e.credits.give(n - used)
+		return xs, n, true, nil
 	}
 }
 
