@@ -170,8 +170,16 @@ func run(ctx context.Context, bin, workloads, systems string, sz sizes, timeout 
 				return offered(ctx, e, s, sz.rate, sz.rateFor, 16)
 			})
 		case "c":
-			each(fmt.Sprintf("(c) %d jobs, handler sleeps 1ms, concurrency 64 (ideal 64000/s)", sz.ioJobs), func(s system) result {
-				return drain(ctx, e, s, sz.ioJobs, 64, time.Millisecond)
+			each(fmt.Sprintf("(c) %d jobs, handler sleeps 1ms, concurrency 64 (ideal 64000/s at exactly 1ms)", sz.ioJobs), func(s system) result {
+				slept.ns.Store(0)
+				slept.n.Store(0)
+				r := drain(ctx, e, s, sz.ioJobs, 64, time.Millisecond)
+				if n := slept.n.Load(); n > 0 && r.failed == "" && r.skipped == "" {
+					mean := time.Duration(slept.ns.Load() / n)
+					ideal := 64 / mean.Seconds()
+					r.note = fmt.Sprintf("1ms sleeps took %s on average: ideal %.0f/s, this is %.2f× it", fmtDur(mean), ideal, r.rate()/ideal)
+				}
+				return r
 			})
 		case "d":
 			each(fmt.Sprintf("(d) reclaim %d entries of a dead consumer (min idle %s)", sz.reclaim, e.minIdle), func(s system) result {

@@ -47,7 +47,7 @@ func (asynqSys) consume(ctx context.Context, e *env, workers int, t *tracker, sl
 		id, ts := parsePayload(task.Payload())
 		t.mark(id, ts)
 		if sleep > 0 {
-			time.Sleep(sleep)
+			jobSleep(sleep)
 		}
 		return nil
 	}))

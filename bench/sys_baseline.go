@@ -62,7 +62,7 @@ func baselineWorker(ctx context.Context, rdb redis.UniversalClient, consumer str
 				id, ts := parsePayload(body)
 				t.mark(id, ts)
 				if sleep > 0 {
-					time.Sleep(sleep)
+					jobSleep(sleep)
 				}
 				ack = append(ack, m.ID)
 			}

@@ -27,7 +27,7 @@ func sgHandler(t *tracker, sleep time.Duration) handler.Handler {
 		id, ts := parsePayload(m.Values["p"])
 		t.mark(id, ts)
 		if sleep > 0 {
-			time.Sleep(sleep)
+			jobSleep(sleep)
 		}
 		return nil
 	})

@@ -69,7 +69,7 @@ func (watermillSys) subscribe(ctx context.Context, e *env, workers int, cfg redi
 				id, ts := parsePayload([]byte(m.Payload))
 				t.mark(id, ts)
 				if sleep > 0 {
-					time.Sleep(sleep)
+					jobSleep(sleep)
 				}
 				m.Ack()
 			}

@@ -214,3 +214,19 @@ func waitFor(ctx context.Context, cond func(context.Context) (bool, error)) erro
 		}
 	}
 }
+
+// slept sums the time handlers of the I/O-bound workload (c) really spent
+// in their sleep, which on a busy or virtualized machine is well above the
+// time asked for: the ideal rate is concurrency / the measured mean.
+var slept struct {
+	ns, n atomic.Int64
+}
+
+// jobSleep is the handlers' simulated I/O: it sleeps d and records how long
+// that took.
+func jobSleep(d time.Duration) {
+	t := time.Now()
+	time.Sleep(d)
+	slept.ns.Add(int64(time.Since(t)))
+	slept.n.Add(1)
+}

@@ -33,11 +33,20 @@ type Options struct {
 
 	// Prefetch is how many entries may wait in memory for a free handler,
 	// fetched ahead so that handlers never wait for a round trip. A read is
-	// made once at least Prefetch entries fit, asking for as many as fit
-	// (XREADGROUP COUNT), so memory is bounded by Concurrency+Prefetch
-	// entries whatever the backlog. Fetched entries that no handler started
-	// when Run stops stay pending (see docs/semantics.md). Zero means
-	// Concurrency. At most 65536.
+	// made once at least half of Prefetch fits, asking for as many entries
+	// as fit (XREADGROUP COUNT), so memory is bounded by
+	// Concurrency+Prefetch entries whatever the backlog. Fetched entries
+	// that no handler started when Run stops stay pending (see
+	// docs/semantics.md). At most 65536.
+	//
+	// Zero means adaptive: the consumer measures how long a read takes and
+	// how long the handler takes, and keeps enough entries fetched to cover
+	// one read at that pace: 2 × Concurrency × read time / handler time,
+	// between Concurrency and max(Concurrency, 1024). Fast handlers then get
+	// large batched reads; slow ones keep Prefetch at Concurrency, so that
+	// one consumer does not hoard a burst of slow jobs while its peers
+	// idle. Set Prefetch to bound memory by entry count when entries are
+	// large.
 	Prefetch int
 
 	// GroupStart is where a group created by the consumer starts: "0" (all
@@ -139,6 +148,7 @@ type Stats struct {
 	DeletedInPEL  uint64 // pending entries found deleted from the stream and dropped
 	LeaseRenewals uint64 // lease renewals of entries held by slow handlers or retries
 	GroupsCreated uint64 // times the consumer created the group (at start or after NOGROUP)
+	Released      uint64 // entries fetched but never started when Run stopped, given back to the group
 }
 
 func statsFrom(s engine.Stats) Stats {

@@ -177,7 +177,8 @@ func BenchmarkBacklogMemory(b *testing.B) {
 	firstBound := 0
 	for i, cp := range []struct{ c, p int }{{16, 0}, {64, 64}} {
 		opts := group.Options{Concurrency: cp.c, Prefetch: cp.p, Block: 100 * time.Millisecond}
-		bound := cp.c + orDefault(cp.p, cp.c) // Prefetch zero means Concurrency
+		// Prefetch zero is adaptive: with a 5ms handler it stays at Concurrency.
+		bound := cp.c + orDefault(cp.p, cp.c)
 		if i == 0 {
 			firstBound = bound
 		}

@@ -109,9 +109,15 @@ func runWorker(ctx context.Context, log *slog.Logger, addr, name string, minIdle
 	defer rdb.Close()
 
 	errs := newErrorLog()
+	// Odd-numbered workers use a fixed Prefetch, even-numbered ones the
+	// default adaptive one, so that a run covers both.
+	prefetch := workerConcurrency
+	if n := name[len(name)-1]; (n-'0')%2 == 0 {
+		prefetch = 0
+	}
 	opts := &group.Options{
 		Concurrency:     workerConcurrency,
-		Prefetch:        workerConcurrency,
+		Prefetch:        prefetch,
 		Block:           500 * time.Millisecond,
 		MinIdle:         minIdle,
 		MaxDeliveries:   maxDeliveries,

@@ -34,7 +34,10 @@ const (
 	DefaultDrainTimeout    = 30 * time.Second
 	DefaultAckTimeout      = 10 * time.Second
 	DefaultDeadLetterSufx  = ":dead"
-	maxErrorText           = 2048
+	// MaxAdaptivePrefetch caps the prefetch a consumer sizes itself when
+	// Prefetch is zero.
+	MaxAdaptivePrefetch = 1024
+	maxErrorText        = 2048
 )
 
 // Config is the configuration of an Engine.
@@ -45,6 +48,11 @@ type Config struct {
 	Consumer string
 	Handler  handler.Handler
 	Knobs
+
+	// AdaptivePrefetch is set by Normalize when Prefetch was zero: the
+	// engine then sizes its prefetch between Concurrency and Prefetch (set
+	// to the cap) from the measured read round trip and handler time.
+	AdaptivePrefetch bool
 }
 
 // Knobs mirrors group.Options field for field, so that group and claim
@@ -126,7 +134,8 @@ func (c Config) Normalize() (Config, error) {
 		c.Concurrency = DefaultConcurrency
 	}
 	if c.Prefetch == 0 {
-		c.Prefetch = c.Concurrency
+		c.AdaptivePrefetch = true
+		c.Prefetch = max(c.Concurrency, MaxAdaptivePrefetch)
 	}
 	if c.Concurrency > MaxConcurrency || c.Prefetch > MaxConcurrency {
 		return c, invalid("Concurrency %d and Prefetch %d must each be at most %d", c.Concurrency, c.Prefetch, MaxConcurrency)

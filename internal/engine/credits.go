@@ -16,7 +16,8 @@ import (
 // each time before they could.
 type credits struct {
 	mu      sync.Mutex
-	free    int
+	total   int
+	free    int // may be negative for a while after a resize down
 	waiters []*waiter
 }
 
@@ -25,13 +26,28 @@ type waiter struct {
 	got    chan int // receives the credits granted; buffered
 }
 
-func newCredits(n int) *credits { return &credits{free: n} }
+func newCredits(n int) *credits { return &credits{total: n, free: n} }
 
-// take waits until it is first in line and at least lo credits are free,
-// then takes up to hi of them. It returns 0 when ctx ends first.
+// resize sets the number of credits to n. Credits in use stay in use: after
+// a resize down, free may be negative until enough are given back.
+func (c *credits) resize(n int) {
+	c.mu.Lock()
+	if n == c.total {
+		c.mu.Unlock()
+		return
+	}
+	c.free += n - c.total
+	c.total = n
+	c.mu.Unlock()
+	c.give(0)
+}
+
+// take waits until it is first in line and at least lo credits are free
+// (or all of them, when the credits were resized below lo meanwhile), then
+// takes up to hi of them. It returns 0 when ctx ends first.
 func (c *credits) take(ctx context.Context, lo, hi int) int {
 	c.mu.Lock()
-	if len(c.waiters) == 0 && c.free >= lo {
+	if len(c.waiters) == 0 && c.fits(lo) {
 		n := min(c.free, hi)
 		c.free -= n
 		c.mu.Unlock()
@@ -63,7 +79,7 @@ func (c *credits) take(ctx context.Context, lo, hi int) int {
 func (c *credits) give(n int) {
 	c.mu.Lock()
 	c.free += n
-	for len(c.waiters) > 0 && c.free >= c.waiters[0].lo {
+	for len(c.waiters) > 0 && c.fits(c.waiters[0].lo) {
 		w := c.waiters[0]
 		c.waiters = c.waiters[1:]
 		got := min(c.free, w.hi)
@@ -71,4 +87,10 @@ func (c *credits) give(n int) {
 		w.got <- got
 	}
 	c.mu.Unlock()
+}
+
+// fits reports whether a take of at least lo can be served; c.mu must be
+// held.
+func (c *credits) fits(lo int) bool {
+	return c.free > 0 && c.free >= min(lo, c.total)
 }

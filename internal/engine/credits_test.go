@@ -61,3 +61,33 @@ func TestCreditsCancelledWaiter(t *testing.T) {
 		}
 	})
 }
+
+// A resize down below what a waiter asked for must not strand it: it is
+// served once every credit is free. Credits in use stay in use.
+func TestCreditsResize(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCredits(20)
+		ctx := context.Background()
+		held := c.take(ctx, 1, 18) // 18 in use, 2 free
+		got := make(chan int, 1)
+		go func() { got <- c.take(ctx, 10, 20) }() // waits for 10
+		synctest.Wait()
+		c.resize(4) // 2-16 = -14 free
+		c.give(14)
+		synctest.Wait()
+		select {
+		case n := <-got:
+			t.Fatalf("waiter served with %d credits while none were free", n)
+		default:
+		}
+		c.give(held - 14) // everything back: 4 free, the new total
+		if n := <-got; n != 4 {
+			t.Fatalf("waiter for 10 after resize to 4 got %d; want 4", n)
+		}
+		c.give(4)
+		c.resize(8)
+		if n := c.take(ctx, 8, 100); n != 8 {
+			t.Fatalf("take after resize up to 8 = %d; want 8", n)
+		}
+	})
+}

@@ -32,10 +32,11 @@ type Stats struct {
 	DeletedInPEL  uint64
 	LeaseRenewals uint64
 	GroupsCreated uint64
+	Released      uint64
 }
 
 type counters struct {
-	delivered, acked, failed, retried, deadLettered, reclaimed, deletedInPEL, leaseRenewals, groupsCreated atomic.Uint64
+	delivered, acked, failed, retried, deadLettered, reclaimed, deletedInPEL, leaseRenewals, groupsCreated, released atomic.Uint64
 }
 
 // state is where a held entry is.
@@ -57,6 +58,13 @@ type held struct {
 	due     time.Time // when awaitRetry: when to re-deliver
 }
 
+// unstarted is an entry fetched but never handed to a handler, with the
+// delivery count it had before that fetch.
+type unstarted struct {
+	id    string
+	count int64
+}
+
 // Engine runs one consumer's machinery. It is single-use.
 type Engine struct {
 	cfg     Config
@@ -73,10 +81,11 @@ type Engine struct {
 	retryBackoff     backoff.Policy
 
 	mu        sync.Mutex
-	holds     map[string]*held
+	holds     map[string]held
 	retries   int // holds in state awaitRetry
 	ackBuf    []string
 	abandoned atomic.Bool // the drain timed out: late handler results are dropped
+	unstarted []unstarted // fetched, never started when Run stopped
 
 	ackWake   chan struct{}
 	retryWake chan struct{}
@@ -84,6 +93,10 @@ type Engine struct {
 	// fail stops the loops with an error waiting cannot fix, found outside
 	// them (by the acker).
 	fail context.CancelCauseFunc
+
+	// The adaptive prefetch's measurements (EWMA, in nanoseconds).
+	handlerNs atomic.Int64 // time in the handler
+	fetchNs   atomic.Int64 // round trip of a read that did not block
 
 	handlers sync.WaitGroup
 	hctx     context.Context
@@ -95,9 +108,9 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg:              cfg,
 		log:              cfg.Logger,
-		credits:          newCredits(cfg.Concurrency + cfg.Prefetch),
+		credits:          newCredits(cfg.Concurrency + initialPrefetch(cfg)),
 		queue:            make(chan stream.Message, cfg.Concurrency+cfg.Prefetch),
-		holds:            make(map[string]*held),
+		holds:            make(map[string]held),
 		ackWake:          make(chan struct{}, 1),
 		retryWake:        make(chan struct{}, 1),
 		transientBackoff: backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second},
@@ -118,6 +131,7 @@ func (e *Engine) Stats() Stats {
 		DeletedInPEL:  e.c.deletedInPEL.Load(),
 		LeaseRenewals: e.c.leaseRenewals.Load(),
 		GroupsCreated: e.c.groupsCreated.Load(),
+		Released:      e.c.released.Load(),
 	}
 }
 
@@ -173,6 +187,7 @@ func (e *Engine) Run(ctx context.Context, mode Mode) error {
 	}
 
 	drainErr := e.drain()
+	e.release()
 	stopHouse()
 	_ = house.Wait()
 	return errors.Join(loopErr, drainErr)
@@ -243,26 +258,45 @@ func (e *Engine) transient(op string, err error) {
 // reports false (and the caller keeps the credit) when this consumer holds
 // the entry already: in a handler, queued, or waiting for its XACK.
 func (e *Engine) dispatch(msg stream.Message) bool {
+	return e.dispatchAll([]stream.Message{msg}) == 1
+}
+
+// dispatchAll is dispatch for a batch, under one lock: it queues the
+// entries this consumer does not hold already, compacting ms to them, and
+// returns how many it queued (the credits it used).
+func (e *Engine) dispatchAll(ms []stream.Message) int {
 	now := time.Now()
+	n := 0
 	e.mu.Lock()
-	if h, ok := e.holds[msg.ID]; ok && h.state != awaitRetry {
-		e.mu.Unlock()
-		return false
+	for _, m := range ms {
+		if h, ok := e.holds[m.ID]; ok && h.state != awaitRetry {
+			continue
+		}
+		e.setHold(m.ID, held{renewed: now})
+		ms[n] = m
+		n++
 	}
-	e.setHold(msg.ID, &held{renewed: now})
 	e.mu.Unlock()
-	e.c.delivered.Add(1)
-	e.queue <- msg // never blocks: the queue has room for every credit
-	return true
+	e.c.delivered.Add(uint64(n))
+	for _, m := range ms[:n] {
+		e.queue <- m // never blocks: the queue has room for every credit
+	}
+	return n
 }
 
 // worker runs queued entries through the handler until the queue is closed.
+//
+// One Message per worker is reused for every entry (handlers must not keep
+// it), so that handing it to the handler costs no allocation.
 func (e *Engine) worker() {
-	for msg := range e.queue {
+	msg := new(stream.Message)
+	n := 0
+	for *msg = range e.queue {
 		if e.stopping.Load() {
-			e.unhold(msg.ID) // not started: it stays pending in Redis
+			e.letGo(msg) // not started: it stays pending in Redis
 		} else {
-			e.processGuarded(&msg)
+			n++
+			e.processGuarded(msg, e.cfg.AdaptivePrefetch && n%sampleEvery == 1)
 		}
 		e.credits.give(1)
 	}
@@ -273,7 +307,7 @@ func (e *Engine) worker() {
 // where no recover can stop it: the entry is then let go, still pending (it
 // is delivered again after MinIdle), its credit is given back, and a new
 // worker takes the place of the old one.
-func (e *Engine) processGuarded(msg *stream.Message) {
+func (e *Engine) processGuarded(msg *stream.Message, timed bool) {
 	finished := false
 	defer func() {
 		if finished {
@@ -285,22 +319,30 @@ func (e *Engine) processGuarded(msg *stream.Message) {
 		e.credits.give(1)
 		e.handlers.Go(e.worker)
 	}()
-	e.process(msg)
+	e.process(msg, timed)
 	finished = true
 }
 
-func (e *Engine) process(msg *stream.Message) {
+// process runs msg through the handler and acts on the outcome. When timed
+// it also measures the handler for the adaptive prefetch.
+func (e *Engine) process(msg *stream.Message, timed bool) {
 	if msg.Deliveries > e.cfg.MaxDeliveries {
 		reason := fmt.Sprintf("delivered %d times, more than MaxDeliveries (%d), without finishing: the handler crashed or stalled", msg.Deliveries, e.cfg.MaxDeliveries)
 		e.deadLetter(msg, reason)
 		return
 	}
+	var start time.Time
+	if timed {
+		start = time.Now()
+	}
 	err := e.call(msg)
+	if timed {
+		observe(&e.handlerNs, time.Since(start))
+	}
 	if e.isAbandoned() {
 		return // the drain gave up on us; the entry stays pending
 	}
 	if err == nil {
-		e.setState(msg.ID, awaitAck)
 		e.ack(msg.ID)
 		return
 	}
@@ -338,7 +380,7 @@ func (e *Engine) maxRetries() int { return 10 * (e.cfg.Concurrency + e.cfg.Prefe
 
 // setHold records h as the hold of id, keeping the retry count; e.mu must be
 // held.
-func (e *Engine) setHold(id string, h *held) {
+func (e *Engine) setHold(id string, h held) {
 	if old, ok := e.holds[id]; ok && old.state == awaitRetry {
 		e.retries--
 	}
@@ -353,17 +395,6 @@ func (e *Engine) dropHold(id string) {
 		}
 		delete(e.holds, id)
 	}
-}
-
-func (e *Engine) setState(id string, s state) {
-	e.mu.Lock()
-	if h, ok := e.holds[id]; ok {
-		if h.state == awaitRetry {
-			e.retries--
-		}
-		h.state = s
-	}
-	e.mu.Unlock()
 }
 
 func (e *Engine) unhold(id string) {
@@ -388,6 +419,7 @@ func (e *Engine) scheduleRetry(id string, delay time.Duration) {
 	if h, ok := e.holds[id]; ok {
 		h.state = awaitRetry
 		h.due = time.Now().Add(delay)
+		e.holds[id] = h
 		e.retries++
 	}
 	e.mu.Unlock()
@@ -473,6 +505,7 @@ func (e *Engine) deadLetterLarge(ctx context.Context, id string, fields []any) (
 // dispatch have returned.
 func (e *Engine) drain() error {
 	e.stopping.Store(true)
+	e.log.Info("draining: waiting for running handlers; entries not started stay pending")
 	close(e.queue)
 	done := make(chan struct{})
 	go func() { e.handlers.Wait(); close(done) }()
@@ -507,4 +540,50 @@ func (e *Engine) drain() error {
 	}
 	e.log.Error("drain timeout: handlers still running; their entries stay pending for the reclaimer", "running", n)
 	return fmt.Errorf("%w (%v): %d handlers still running; their entries stay pending", ErrDrainTimeout, e.cfg.DrainTimeout, n)
+}
+
+// letGo forgets an entry a worker took from the queue after the drain
+// began, and keeps it for release.
+func (e *Engine) letGo(msg *stream.Message) {
+	e.mu.Lock()
+	e.dropHold(msg.ID)
+	if msg.Deliveries > 0 {
+		e.unstarted = append(e.unstarted, unstarted{id: msg.ID, count: msg.Deliveries - 1})
+	}
+	e.mu.Unlock()
+}
+
+// release gives the entries fetched but never started back to the group:
+// their delivery counters go back to what they were before the unused
+// fetch, and their idle time to MinIdle, so that another consumer's
+// reclaimer can take them at once. If that fails they stay pending as they
+// are and are delivered again later: nothing is lost either way.
+func (e *Engine) release() {
+	e.mu.Lock()
+	us := e.unstarted
+	e.unstarted = nil
+	e.mu.Unlock()
+	if len(us) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.AckTimeout)
+	defer cancel()
+	released := int64(0)
+	for start := 0; start < len(us); start += scriptBatch {
+		batch := us[start:min(start+scriptBatch, len(us))]
+		args := make([]any, 0, 3+2*len(batch))
+		args = append(args, e.cfg.Group, e.cfg.Consumer, e.cfg.MinIdle.Milliseconds())
+		for _, u := range batch {
+			args = append(args, u.id, u.count)
+		}
+		n, err := releaseScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream}, args...).Int64()
+		if err != nil {
+			e.log.Warn("could not release fetched entries that were never started; they stay pending and will be delivered again", "count", len(us)-start, "err", err)
+			e.report(fmt.Errorf("group: release %d unstarted entries: %w", len(us)-start, err))
+			break
+		}
+		released += n
+	}
+	e.c.released.Add(uint64(released))
+	e.log.Info("released fetched entries that were never started", "count", released)
 }

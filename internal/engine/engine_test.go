@@ -35,6 +35,8 @@ func TestNormalizeDefaults(t *testing.T) {
 	}{
 		{"GroupStart", cfg.GroupStart, "0"},
 		{"Concurrency", cfg.Concurrency, DefaultConcurrency},
+		{"AdaptivePrefetch", cfg.AdaptivePrefetch, true},
+		{"Prefetch (the adaptive cap)", cfg.Prefetch, MaxAdaptivePrefetch},
 		{"Block", cfg.Block, 2 * time.Second},
 		{"MaxDeliveries", cfg.MaxDeliveries, int64(5)},
 		{"DeadLetterStream", cfg.DeadLetterStream, "s:dead"},
@@ -112,7 +114,7 @@ func drainEngine(t *testing.T, drain time.Duration, n int, watchCtx bool, releas
 	e.hctx, e.hcancel = context.WithCancel(context.Background())
 	for i := range n {
 		id := stream.ID{Ms: 1, Seq: uint64(i)}.String()
-		e.holds[id] = &held{}
+		e.holds[id] = held{}
 		e.handlers.Go(func() {
 			if watchCtx {
 				select {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/streamgroup/streamgroup/internal/backoff"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
@@ -56,16 +57,58 @@ func stopped(err error) error {
 
 // readLoop reads with XREADGROUP: first this consumer's own pending entries
 // (ID 0, left over from an earlier run), then new ones (">"). It reads once
-// at least Prefetch credits are free, and asks for as many entries as there
-// are free credits: reads are batches, and the workers have entries queued
-// while the next batch is on its way.
+// at least half of the prefetch fits in the free credits, and asks for as
+// many entries as there are free credits: reads are batches, and the
+// workers have entries queued while the next batch is on its way.
+//
+// New entries are read by two readers when Concurrency is above 1, so that
+// Redis prepares one reply while the other is being decoded and
+// dispatched. With Concurrency 1 one reader keeps entries in stream order.
 func (e *Engine) readLoop(ctx context.Context) error {
 	cursor := "0"
 	attempt := 0
+	for cursor != ">" {
+		xs, n, ok, err := e.read(ctx, cursor, &attempt)
+		if !ok {
+			return err
+		}
+		if len(xs) == 0 {
+			e.log.Debug("own pending entries done; reading new entries")
+			e.credits.give(n)
+			break
+		}
+		cursor = xs[len(xs)-1].ID
+		e.credits.give(n - e.deliverRead(ctx, xs, false))
+	}
+	readers := 1
+	if e.cfg.Concurrency > 1 {
+		readers = 2
+	}
+	var g errgroup.Group
+	for range readers {
+		g.Go(func() error {
+			attempt := 0
+			for {
+				xs, n, ok, err := e.read(ctx, ">", &attempt)
+				if !ok {
+					return err
+				}
+				e.credits.give(n - e.deliverRead(ctx, xs, true))
+			}
+		})
+	}
+	return g.Wait()
+}
+
+// read takes credits and reads up to that many entries from cursor. The
+// caller gives back the n credits it does not use. ok is false when the
+// loop must end, with err nil when ctx ended.
+func (e *Engine) read(ctx context.Context, cursor string, attempt *int) (xs []redis.XMessage, n int, ok bool, err error) {
 	for {
-		n := e.credits.take(ctx, e.cfg.Prefetch, e.cfg.Concurrency+e.cfg.Prefetch)
+		p := e.prefetch()
+		n = e.credits.take(ctx, (p+1)/2, e.cfg.Concurrency+p)
 		if n == 0 {
-			return nil
+			return nil, 0, false, nil
 		}
 		args := &redis.XReadGroupArgs{
 			Group:    e.cfg.Group,
@@ -77,30 +120,23 @@ func (e *Engine) readLoop(ctx context.Context) error {
 		if cursor != ">" {
 			args.Block = -1 // history reads never block
 		}
+		start := time.Now()
 		res, err := e.cfg.Client.XReadGroup(ctx, args).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			e.credits.give(n)
-			if err := e.handleErr(ctx, "XREADGROUP", err, &attempt); err != nil {
-				return stopped(err)
+			if err := e.handleErr(ctx, "XREADGROUP", err, attempt); err != nil {
+				return nil, 0, false, stopped(err)
 			}
 			continue
 		}
-		attempt = 0
-		var xs []redis.XMessage
+		*attempt = 0
 		if len(res) > 0 {
 			xs = res[0].Messages
 		}
-		if cursor != ">" {
-			if len(xs) == 0 {
-				cursor = ">"
-				e.log.Debug("own pending entries done; reading new entries")
-				e.credits.give(n)
-				continue
-			}
-			cursor = xs[len(xs)-1].ID
+		if len(xs) == n || cursor != ">" {
+			observe(&e.fetchNs, time.Since(start)) // a read that did not block
 		}
-		used := e.deliverRead(ctx, xs, cursor == ">")
-		e.credits.give(n - used)
+		return xs, n, true, nil
 	}
 }
 
@@ -114,7 +150,7 @@ func (e *Engine) deliverRead(ctx context.Context, xs []redis.XMessage, fresh boo
 	if !fresh {
 		counts = e.pendingCounts(ctx, xs[0].ID, xs[len(xs)-1].ID, len(xs))
 	}
-	used := 0
+	ms := make([]stream.Message, 0, len(xs))
 	var tombstones []string
 	for _, x := range xs {
 		m, ok := stream.FromXMessage(e.cfg.Stream, x)
@@ -126,10 +162,9 @@ func (e *Engine) deliverRead(ctx context.Context, xs []redis.XMessage, fresh boo
 		if !fresh {
 			m.Deliveries = counts[x.ID]
 		}
-		if e.dispatch(m) {
-			used++
-		}
+		ms = append(ms, m)
 	}
+	used := e.dispatchAll(ms)
 	e.dropDeleted(ctx, tombstones)
 	return used
 }
@@ -188,12 +223,15 @@ func (e *Engine) reclaimLoop(ctx context.Context) error {
 func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 	cursor := "0-0"
 	for {
-		n := e.credits.take(ctx, 1, e.cfg.ReclaimCount)
+		// Like the reader, claim once half of the prefetch fits, not for
+		// every credit a worker gives back.
+		p := e.prefetch()
+		n := e.credits.take(ctx, min((p+1)/2, e.cfg.ReclaimCount), e.cfg.ReclaimCount)
 		if n == 0 {
 			return errStop
 		}
-		res, err := claimScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream},
-			e.cfg.Group, e.cfg.Consumer, e.cfg.MinIdle.Milliseconds(), cursor, n).Slice()
+		start := time.Now()
+		res, err := e.claim(ctx, cursor, n)
 		if err != nil {
 			e.credits.give(n)
 			if err := e.handleErr(ctx, "XAUTOCLAIM", err, attempt); err != nil {
@@ -202,6 +240,11 @@ func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 			return nil // try again next interval
 		}
 		*attempt = 0
+		if len(res) > 1 {
+			if entries, _ := res[1].([]any); len(entries) == n {
+				observe(&e.fetchNs, time.Since(start))
+			}
+		}
 		next, used, err := e.deliverClaimed(ctx, res)
 		e.credits.give(n - used)
 		if err != nil {
@@ -212,6 +255,75 @@ func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 		}
 		cursor = next
 	}
+}
+
+// claim runs XAUTOCLAIM from cursor for up to n entries and returns
+// {next cursor, entries, delivery counts, deleted IDs}, as deliverClaimed
+// reads it. The counts come from an XPENDING of this consumer's entries from
+// cursor on, pipelined with the claim: one round trip, and no Lua (a script
+// would copy every claimed entry into Lua tables and back). This consumer
+// may hold other entries in that range, hence the margin; an entry the
+// range missed is looked up alone.
+func (e *Engine) claim(ctx context.Context, cursor string, n int) ([]any, error) {
+	pipe := e.cfg.Client.Pipeline()
+	claimCmd := pipe.Do(ctx, "XAUTOCLAIM", e.cfg.Stream, e.cfg.Group, e.cfg.Consumer,
+		e.cfg.MinIdle.Milliseconds(), cursor, "COUNT", n)
+	pendCmd := pipe.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: e.cfg.Stream, Group: e.cfg.Group, Start: cursor, End: "+",
+		Count: int64(2*n + 100), Consumer: e.cfg.Consumer,
+	})
+	_, _ = pipe.Exec(ctx)
+	res, err := claimCmd.Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(res) < 2 {
+		return nil, fmt.Errorf("group: unexpected XAUTOCLAIM reply of %d elements", len(res))
+	}
+	var deleted any = []any{}
+	if len(res) > 2 {
+		deleted = res[2] // Redis >= 7.0
+	}
+	entries, _ := res[1].([]any)
+	byID := make(map[string]int64, len(entries))
+	if ps, err := pendCmd.Result(); err == nil {
+		for _, p := range ps {
+			byID[p.ID] = p.RetryCount
+		}
+	}
+	var missing []string
+	for _, v := range entries {
+		if arr, ok := v.([]any); ok && len(arr) > 0 {
+			if id, _ := arr[0].(string); id != "" {
+				if _, found := byID[id]; !found {
+					missing = append(missing, id)
+				}
+			}
+		}
+	}
+	if len(missing) > 0 {
+		lp := e.cfg.Client.Pipeline()
+		cmds := make([]*redis.XPendingExtCmd, len(missing))
+		for i, id := range missing {
+			cmds[i] = lp.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: e.cfg.Stream, Group: e.cfg.Group, Start: id, End: id, Count: 1})
+		}
+		_, _ = lp.Exec(ctx)
+		for _, c := range cmds {
+			if ps, err := c.Result(); err == nil && len(ps) == 1 {
+				byID[ps[0].ID] = ps[0].RetryCount
+			}
+		}
+	}
+	counts := make([]any, len(entries))
+	for i, v := range entries {
+		counts[i] = int64(0) // unknown: a tombstone, or no longer pending
+		if arr, ok := v.([]any); ok && len(arr) > 0 {
+			if id, _ := arr[0].(string); id != "" {
+				counts[i] = byID[id]
+			}
+		}
+	}
+	return []any{res[0], entries, counts, deleted}, nil
 }
 
 func (e *Engine) deliverClaimed(ctx context.Context, res []any) (next string, used int, err error) {
@@ -404,6 +516,7 @@ func (e *Engine) renew(ctx context.Context, ids []string) {
 			continue
 		}
 		h.renewed = now
+		e.holds[id] = h
 	}
 	e.mu.Unlock()
 	e.c.leaseRenewals.Add(uint64(len(ids) - len(lost)))
@@ -425,9 +538,16 @@ func (e *Engine) staleLeases() []string {
 	return ids
 }
 
-// ack queues id for a batched XACK.
+// ack queues id for a batched XACK; a hold on id waits for it (awaitAck).
 func (e *Engine) ack(id string) {
 	e.mu.Lock()
+	if h, ok := e.holds[id]; ok {
+		if h.state == awaitRetry {
+			e.retries--
+		}
+		h.state = awaitAck
+		e.holds[id] = h
+	}
 	e.ackBuf = append(e.ackBuf, id)
 	n := len(e.ackBuf)
 	e.mu.Unlock()

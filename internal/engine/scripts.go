@@ -10,21 +10,23 @@ import (
 // dead-letter key), so they work on Redis Cluster when both keys share a hash
 // tag.
 
-// claimScript runs XAUTOCLAIM and returns, with the claimed entries, each
-// entry's delivery count after the claim, so a reclaim is one round trip.
-// Reply: {next cursor, entries, counts, deleted IDs (Redis >= 7.0)}.
-var claimScript = redis.NewScript(`
-local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
-local counts = {}
-for i, e in ipairs(r[2]) do
-  local n = 0
-  if e then
-    local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
-    if p[1] then n = p[1][4] end
+// releaseScript gives back entries this consumer fetched but never started
+// (they were queued when Run stopped): for each {id, count} it still owns,
+// XCLAIM JUSTID sets the delivery counter back to count (the value before
+// the fetch that went unused) and the idle time to ARGV[3] ms (MinIdle), so
+// a reclaimer can deliver it at once and the unused fetch does not count
+// toward MaxDeliveries. It returns how many entries it released.
+var releaseScript = redis.NewScript(`
+local n = 0
+for i = 4, #ARGV, 2 do
+  local id = ARGV[i]
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'IDLE', ARGV[3], 'RETRYCOUNT', ARGV[i+1], 'JUSTID')
+    n = n + 1
   end
-  counts[i] = n
 end
-return {r[1], r[2], counts, r[3] or {}}
+return n
 `)
 
 // retryScript re-delivers entries this consumer still owns (XCLAIM without

@@ -1,0 +1,10 @@
+package engine
+
+import (
+	"os"
+	"testing"
+
+	"github.com/streamgroup/streamgroup/internal/redistest"
+)
+
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
