@@ -2,7 +2,7 @@
 // with other Go job queues on Redis, on the workloads of issue 4, against a
 // redis-server it starts itself (loopback, no persistence, a free port).
 //
-//	go run . -workloads a,b,c,d,e   # full sizes
+//	go run . -workloads a,b,c,d,e   # full sizes, all systems
 //	go run . -quick                 # small sizes, a smoke run
 //
 // Each system runs the same workloads in this one process, one after
@@ -45,7 +45,7 @@ type sizes struct {
 func main() {
 	var (
 		workloads = flag.String("workloads", "a,b,c,d,e", "comma-separated workloads to run: a (drain backlog), b (latency at a fixed rate), c (I/O-bound), d (reclaim), e (concurrent single publishing)")
-		systems   = flag.String("systems", "baseline,streamgroup,watermill,redisqueue,asynq", "comma-separated systems to run")
+		systems   = flag.String("systems", "baseline,streamgroup,watermill,redisqueue,asynq,lists-reliable,lists-simple", "comma-separated systems to run")
 		quick     = flag.Bool("quick", false, "small sizes, for a smoke run")
 		bin       = flag.String("redis-server", "redis-server", "redis-server binary")
 		timeout   = flag.Duration("timeout", 3*time.Minute, "longest a single run may take before it is reported as failed")
@@ -103,6 +103,8 @@ var allSystems = []entry{
 	{"watermill", watermillSys{}, ""},
 	{"redisqueue", nil, "unavailable: github.com/robinjoseph08/redisqueue is not served by the module proxy"},
 	{"asynq", asynqSys{}, ""},
+	{"lists-reliable", listsSys{reliable: true}, ""},
+	{"lists-simple", listsSys{}, ""},
 }
 
 type row struct {
