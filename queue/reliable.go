@@ -241,8 +241,11 @@ func (c *Consumer) finalFlush() {
 }
 
 // flushAcks removes up to AckBatch finished jobs from the processing lists,
-// each with LREM count 1 of its exact element, in one pipeline. Jobs whose
-// removal failed go back to the buffer.
+// each with LREM count -1 of its exact element, in one pipeline. Jobs whose
+// removal failed go back to the buffer. A fetch pushes jobs at the head of
+// the processing list and jobs mostly finish in the order they were
+// fetched, so searching from the tail (-1) finds a finished job near where
+// it starts instead of after every job fetched since.
 func (c *Consumer) flushAcks(ctx context.Context) error {
 	c.mu.Lock()
 	n := min(len(c.ackBuf), c.cfg.AckBatch)
@@ -255,7 +258,7 @@ func (c *Consumer) flushAcks(ctx context.Context) error {
 	pipe := c.rdb.Pipeline()
 	cmds := make([]*redis.IntCmd, n)
 	for i, j := range batch {
-		cmds[i] = pipe.LRem(ctx, ProcessingKey(c.cfg.queues[j.q], c.cfg.consumer), 1, j.elem)
+		cmds[i] = pipe.LRem(ctx, ProcessingKey(c.cfg.queues[j.q], c.cfg.consumer), -1, j.elem)
 	}
 	_, execErr := pipe.Exec(ctx)
 	var failed []*job
