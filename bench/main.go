@@ -4,6 +4,7 @@
 //
 //	go run . -workloads a,b,c,d,e   # full sizes, all systems
 //	go run . -quick                 # small sizes, a smoke run
+//	go run . -rounds 3              # each workload 3 times, medians
 //
 // Each system runs the same workloads in this one process, one after
 // another, with FLUSHALL between runs. A run that did not handle every job
@@ -11,6 +12,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -19,6 +21,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +52,7 @@ func main() {
 		quick     = flag.Bool("quick", false, "small sizes, for a smoke run")
 		bin       = flag.String("redis-server", "redis-server", "redis-server binary")
 		timeout   = flag.Duration("timeout", 3*time.Minute, "longest a single run may take before it is reported as failed")
+		rounds    = flag.Int("rounds", 1, "run each workload this many times, the systems taking turns, and report each system's median run (by rate)")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		memprof   = flag.String("memprofile", "", "write an allocation profile of the whole run to this file")
 	)
@@ -74,7 +78,7 @@ func main() {
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, *bin, *workloads, *systems, sz, *timeout)
+	err := run(ctx, *bin, *workloads, *systems, sz, *timeout, max(*rounds, 1))
 	stop()
 	if *cpuprof != "" {
 		pprof.StopCPUProfile()
@@ -112,7 +116,7 @@ type row struct {
 	res   []result
 }
 
-func run(ctx context.Context, bin, workloads, systems string, sz sizes, timeout time.Duration) error {
+func run(ctx context.Context, bin, workloads, systems string, sz sizes, timeout time.Duration, rounds int) error {
 	srv, err := startRedis(ctx, bin)
 	if err != nil {
 		return err
@@ -138,24 +142,33 @@ func run(ctx context.Context, bin, workloads, systems string, sz sizes, timeout 
 
 	var rows []row
 	each := func(label string, f func(system) result) {
+		if rounds > 1 {
+			label += fmt.Sprintf(" [median of %d rounds]", rounds)
+		}
+		all := make([][]result, len(chosen)) // by system, one per round
+		for round := range rounds {
+			for i, s := range chosen {
+				if ctx.Err() != nil {
+					return
+				}
+				if s.sys == nil {
+					all[i] = append(all[i], result{system: s.name, skipped: s.why})
+					continue
+				}
+				if err := rdb.FlushAll(ctx).Err(); err != nil {
+					all[i] = append(all[i], result{system: s.sys.name(), failed: "FAILED: FLUSHALL: " + err.Error()})
+					continue
+				}
+				runtime.GC()
+				logf("%s: %s (round %d)", label, s.sys.name(), round+1)
+				res := f(s.sys)
+				res.system = s.sys.name()
+				all[i] = append(all[i], res)
+			}
+		}
 		r := row{label: label}
-		for _, s := range chosen {
-			if ctx.Err() != nil {
-				return
-			}
-			if s.sys == nil {
-				r.res = append(r.res, result{system: s.name, skipped: s.why})
-				continue
-			}
-			if err := rdb.FlushAll(ctx).Err(); err != nil {
-				r.res = append(r.res, result{system: s.sys.name(), failed: "FAILED: FLUSHALL: " + err.Error()})
-				continue
-			}
-			runtime.GC()
-			logf("%s: %s", label, s.sys.name())
-			res := f(s.sys)
-			res.system = s.sys.name()
-			r.res = append(r.res, res)
+		for _, rs := range all {
+			r.res = append(r.res, median(rs))
 		}
 		rows = append(rows, r)
 	}
@@ -420,4 +433,26 @@ func fmtDur(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.0fµs", float64(d)/1e3)
 	}
+}
+
+// median returns the run with the median rate; a failed or skipped run
+// wins over any rate, so that one failure is never hidden by the others.
+func median(rs []result) result {
+	for _, r := range rs {
+		if r.failed != "" || r.skipped != "" {
+			return r
+		}
+	}
+	sorted := slices.Clone(rs)
+	slices.SortFunc(sorted, func(a, b result) int { return cmp.Compare(a.rate(), b.rate()) })
+	m := sorted[len(sorted)/2]
+	if len(rs) > 1 {
+		lo, hi := sorted[0].rate(), sorted[len(sorted)-1].rate()
+		note := fmt.Sprintf("rounds %.0f–%.0f/s", lo, hi)
+		if m.note != "" {
+			note = m.note + "; " + note
+		}
+		m.note = note
+	}
+	return m
 }
