@@ -1,10 +1,17 @@
 package stream_test
 
 import (
+	"bytes"
+	"context"
+	"os"
+	"runtime"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamgroup/streamgroup/internal/redistest"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -52,5 +59,133 @@ func BenchmarkParseID(b *testing.B) {
 		if _, err := stream.ParseID("1700000000000-42"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Publishing, against Redis (the harness's; see internal/redistest). The
+// three read together: the uncontended add, single adds from ~64 goroutines
+// (coalesced into pipelines), and hand-written go-redis pipelines of 100
+// XADDs from 4 goroutines, the baseline of bench/ target (e):
+//
+//	go test -run '^$' -bench 'Add|XAdd' -benchtime 2s -count 3 ./stream/
+//
+// STREAMGROUP_BENCH_MAXINFLIGHT=n sets ProducerOptions.MaxInFlight of
+// BenchmarkAddConcurrent, for tuning.
+
+// benchStream returns a client and a stream key for b, deleted when b ends.
+func benchStream(b *testing.B) (*redis.Client, string) {
+	b.Helper()
+	rdb := redistest.Client(b)
+	key, _ := redistest.Names(b)
+	b.Cleanup(func() { rdb.Del(context.Background(), key) })
+	return rdb, key
+}
+
+// benchBody is the job body of every published entry: 200 bytes, as in
+// bench/.
+var benchBody = bytes.Repeat([]byte("x"), 200)
+
+// reportRate reports msgs/s over the timed part of b.
+func reportRate(b *testing.B) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// parallelism returns the b.SetParallelism argument that runs about n
+// goroutines.
+func parallelism(n int) int { return max(1, n/runtime.GOMAXPROCS(0)) }
+
+func BenchmarkAddSerial(b *testing.B) {
+	rdb, key := benchStream(b)
+	p, err := stream.NewProducer(rdb, key, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Add(ctx, map[string]any{"p": benchBody}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b)
+}
+
+func BenchmarkAddConcurrent(b *testing.B) {
+	rdb, key := benchStream(b)
+	opts := &stream.ProducerOptions{}
+	if s := os.Getenv("STREAMGROUP_BENCH_MAXINFLIGHT"); s != "" { // for tuning
+		opts.MaxInFlight, _ = strconv.Atoi(s)
+	}
+	p, err := stream.NewProducer(rdb, key, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pipes pipelineCounter
+	rdb.AddHook(&pipes)
+	ctx := b.Context()
+	b.ReportAllocs()
+	b.SetParallelism(parallelism(64))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := p.Add(ctx, map[string]any{"p": benchBody}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportRate(b)
+	b.ReportMetric(float64(pipes.cmds.Load())/float64(max(1, pipes.pipelines.Load())), "adds/pipeline")
+}
+
+func BenchmarkXAddPipelined(b *testing.B) {
+	rdb, key := benchStream(b)
+	ctx := b.Context()
+	const batch = 100
+	b.ReportAllocs()
+	b.SetParallelism(parallelism(4))
+	b.RunParallel(func(pb *testing.PB) {
+		for more := true; more; {
+			pipe := rdb.Pipeline()
+			n := 0
+			for n < batch {
+				if more = pb.Next(); !more {
+					break
+				}
+				pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"p", benchBody}})
+				n++
+			}
+			if n == 0 {
+				return
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportRate(b)
+}
+
+// pipelineCounter is a go-redis hook counting pipelines and the XADDs they
+// carry.
+type pipelineCounter struct {
+	pipelines, cmds atomic.Int64
+}
+
+func (*pipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (*pipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		n := 0
+		for _, cmd := range cmds {
+			if cmd.Name() == "xadd" {
+				n++
+			}
+		}
+		if n > 0 {
+			c.pipelines.Add(1)
+			c.cmds.Add(int64(n))
+		}
+		return next(ctx, cmds)
 	}
 }

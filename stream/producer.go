@@ -37,7 +37,8 @@ const DefaultTrimInterval = 100
 
 // ProducerOptions configures a [Producer]. A nil *ProducerOptions means all
 // defaults: no trimming, the stream is created by the first add, payloads
-// are encoded as JSON.
+// are encoded as JSON, concurrent single adds are coalesced into pipelines
+// of up to [DefaultMaxBatch] entries, [DefaultMaxInFlight] at a time.
 //
 // Trimming is off unless MaxLen or MinID is set. By default it is safe: it
 // never removes an entry that a consumer group has not been delivered yet or
@@ -83,6 +84,19 @@ type ProducerOptions struct {
 	// [JSON].
 	Codec Codec
 
+	// MaxInFlight is how many pipelines of single adds ([Producer.Add],
+	// [Producer.AddEntry], [Producer.AddPayload]) the producer has in
+	// flight at once. An add that finds them all busy waits, and is sent
+	// with the other waiting adds, in one pipeline, as soon as one of them
+	// returns. Zero means [DefaultMaxInFlight]. Negative is invalid.
+	// [Producer.AddBatch] is not limited by it.
+	MaxInFlight int
+
+	// MaxBatch is the most waiting single adds one pipeline carries. Zero
+	// means [DefaultMaxBatch]; 1 turns coalescing off (adds then wait for a
+	// free pipeline one by one). Negative is invalid.
+	MaxBatch int
+
 	// OnError receives the errors of the automatic trims that follow adds.
 	// Such an error never fails the add: the entries were written, and the
 	// next due trim tries again. Nil means such errors are dropped. It must
@@ -105,8 +119,12 @@ type Entry struct {
 }
 
 // Producer adds entries to one stream and keeps its length in check. It is
-// safe for concurrent use. It does not own the client and never closes it.
-// The zero value is not usable: create one with [NewProducer].
+// safe for concurrent use, and built for it: single adds made at the same
+// time from many goroutines are coalesced into pipelines (see
+// [Producer.AddEntry]), so publishing from a goroutine per request costs
+// few round trips. It starts no goroutines, does not own the client and
+// never closes it. The zero value is not usable: create one with
+// [NewProducer].
 type Producer struct {
 	rdb      redis.UniversalClient
 	stream   string
@@ -115,6 +133,7 @@ type Producer struct {
 	approx   string          // "~" or "="
 	trimming bool            // MaxLen or MinID set
 	adds     atomic.Uint64   // adds made, for TrimInterval
+	co       coalescer       // single adds waiting for a pipeline
 }
 
 //go:embed trim.lua
@@ -140,6 +159,12 @@ func NewProducer(rdb redis.UniversalClient, stream string, opts *ProducerOptions
 	if o.MaxLen < 0 {
 		return nil, fmt.Errorf("%w: MaxLen %d is negative", ErrInvalidOptions, o.MaxLen)
 	}
+	if o.MaxInFlight < 0 {
+		return nil, fmt.Errorf("%w: MaxInFlight %d is negative", ErrInvalidOptions, o.MaxInFlight)
+	}
+	if o.MaxBatch < 0 {
+		return nil, fmt.Errorf("%w: MaxBatch %d is negative", ErrInvalidOptions, o.MaxBatch)
+	}
 	if o.TrimInterval < 0 {
 		return nil, fmt.Errorf("%w: TrimInterval %d is negative", ErrInvalidOptions, o.TrimInterval)
 	}
@@ -156,6 +181,12 @@ func NewProducer(rdb redis.UniversalClient, stream string, opts *ProducerOptions
 	if o.TrimInterval == 0 {
 		o.TrimInterval = DefaultTrimInterval
 	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
 	if o.Codec == nil {
 		o.Codec = JSON
 	}
@@ -170,14 +201,16 @@ func NewProducer(rdb redis.UniversalClient, stream string, opts *ProducerOptions
 func (p *Producer) Stream() string { return p.stream }
 
 // Add adds one entry with the given fields and returns the ID Redis
-// assigned. See [Producer.AddEntry].
+// assigned. Concurrent calls are coalesced into pipelines; see
+// [Producer.AddEntry].
 func (p *Producer) Add(ctx context.Context, values map[string]any) (string, error) {
 	return p.AddEntry(ctx, Entry{Values: values})
 }
 
 // AddPayload adds one entry holding v encoded with the producer's codec, in
 // the fields [PayloadField] and [ContentTypeField] (see [Encode]), and
-// returns its ID. Consumers read it back with [Decode].
+// returns its ID. Consumers read it back with [Decode]. It is coalesced
+// like [Producer.AddEntry].
 func (p *Producer) AddPayload(ctx context.Context, v any) (string, error) {
 	values, err := Encode(p.opts.Codec, v)
 	if err != nil {
@@ -188,25 +221,50 @@ func (p *Producer) AddPayload(ctx context.Context, v any) (string, error) {
 
 // AddEntry adds e and returns its ID.
 //
+// Concurrent single adds are coalesced: an add that finds fewer than
+// [ProducerOptions.MaxInFlight] pipelines in flight is sent at once, alone,
+// so an uncontended add costs one round trip and no added latency; one
+// that finds them all busy waits, and all the adds waiting when one of
+// those pipelines returns (up to [ProducerOptions.MaxBatch]) go together in
+// the next. Each add still gets its own ID or its own error: a bad entry
+// fails only its own add. Successive adds from one goroutine keep their
+// order in the stream; concurrent adds have no order between them.
+//
+// ctx governs the add until its entry is sent. An add whose ctx is done
+// before then returns ctx's error and its entry is not added. Once sent,
+// the add waits for Redis's reply, even if ctx is cancelled meanwhile, and
+// reports whether the entry was added: a caller's cancellation neither
+// fails the other entries of its pipeline nor turns a write that went
+// through into an error that invites a duplicate retry. The pipeline's
+// deadline is the latest deadline among the contexts of the adds it
+// carries (none if one has none), so an add may return after its own
+// deadline; the client's dial, read and write timeouts and retries bound
+// it as well. The pipeline carries the values (a trace span, say) of the
+// ctx of the add that leads it.
+//
 // The error wraps [ErrEmptyEntry] for an entry without fields, [ErrInvalidID]
 // for a malformed e.ID, [ErrNoStream] when NoMkStream is set and the stream
 // is missing, and otherwise the go-redis error (a key of another type gives
-// Redis's WRONGTYPE reply). After a network error or a cancelled ctx the
+// Redis's WRONGTYPE reply; a lost connection fails every add of the
+// pipeline). After a network error or a deadline that expired in flight the
 // entry may or may not have been added.
 func (p *Producer) AddEntry(ctx context.Context, e Entry) (string, error) {
-	ids, err := p.AddBatch(ctx, []Entry{e})
-	if be, ok := errors.AsType[*BatchError](err); ok {
-		err = be.Errs[0]
-	}
+	args, err := p.xaddArgs(e)
 	if err != nil {
 		return "", err
 	}
-	return ids[0], nil
+	if err := ctx.Err(); err != nil {
+		return "", p.wrap(err)
+	}
+	return p.add(ctx, args)
 }
 
 // AddBatch adds entries in order, in one pipelined round trip, and returns
 // their IDs in the same order. It is not a transaction: entries from other
 // producers may interleave, and each entry succeeds or fails on its own.
+// It is sent at once, with ctx, neither coalesced with single adds nor
+// limited by [ProducerOptions.MaxInFlight]; a ctx cancelled in flight fails
+// the entries not yet replied to, which may or may not have been added.
 //
 // When any entry fails, AddBatch returns the IDs of those that were added
 // ("" for the others) and a [*BatchError] holding each entry's error, whose
@@ -218,36 +276,48 @@ func (p *Producer) AddBatch(ctx context.Context, entries []Entry) ([]string, err
 	}
 	ids := make([]string, len(entries))
 	errs := make([]error, len(entries))
-	cmds := make([]*redis.StringCmd, len(entries))
-	sent := 0
-
-	pipe := p.rdb.Pipeline()
+	args := make([]*redis.XAddArgs, 0, len(entries))
+	valid := make([]int, 0, len(entries)) // index in entries of args[k]
 	for i, e := range entries {
-		args, err := p.xaddArgs(e)
+		a, err := p.xaddArgs(e)
 		if err != nil {
 			errs[i] = err
 			continue
 		}
-		cmds[i] = pipe.XAdd(ctx, args)
-		sent++
+		args = append(args, a)
+		valid = append(valid, i)
+	}
+	if len(args) > 0 {
+		sentIDs, sentErrs := p.send(ctx, args)
+		for k, i := range valid {
+			ids[i], errs[i] = sentIDs[k], sentErrs[k]
+		}
+	}
+	if slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+		return ids, &BatchError{Stream: p.stream, Errs: errs}
+	}
+	return ids, nil
+}
+
+// send adds args in one pipeline, with a safe trim when one is due, and
+// returns each entry's ID or error.
+func (p *Producer) send(ctx context.Context, args []*redis.XAddArgs) ([]string, []error) {
+	ids := make([]string, len(args))
+	errs := make([]error, len(args))
+	cmds := make([]*redis.StringCmd, len(args))
+	pipe := p.rdb.Pipeline()
+	for i, a := range args {
+		cmds[i] = pipe.XAdd(ctx, a)
 	}
 	var trim *redis.Cmd
-	if sent > 0 && p.trimDue(sent) {
+	if p.trimDue(len(args)) {
 		trim = p.trimCmd(ctx, pipe)
 	}
-	var execErr error
-	if sent > 0 {
-		// Exec's error is the first failed command's; each command is
-		// inspected below.
-		_, execErr = pipe.Exec(ctx)
-	}
+	// Exec's error is the first failed command's; each command is
+	// inspected below.
+	_, execErr := pipe.Exec(ctx)
 
-	failed := false
 	for i, cmd := range cmds {
-		if cmd == nil {
-			failed = true
-			continue
-		}
 		id, err := cmd.Result()
 		if err == nil && id == "" { // not run at all; go-redis sets errors, but be sure
 			err = cmp.Or(execErr, errors.New("no reply"))
@@ -259,19 +329,14 @@ func (p *Producer) AddBatch(ctx context.Context, entries []Entry) ([]string, err
 			errs[i] = p.wrap(err)
 		default:
 			ids[i] = id
-			continue
 		}
-		failed = true
 	}
 	if trim != nil {
 		if err := trim.Err(); err != nil && p.opts.OnError != nil {
 			p.opts.OnError(fmt.Errorf("stream: trim %q: %w", p.stream, err))
 		}
 	}
-	if failed {
-		return ids, &BatchError{Stream: p.stream, Errs: errs}
-	}
-	return ids, nil
+	return ids, errs
 }
 
 // Trim trims the stream now, as configured, and returns the number of
@@ -356,7 +421,8 @@ func (p *Producer) xaddArgs(e Entry) (*redis.XAddArgs, error) {
 	if err != nil {
 		return nil, p.invalid(err)
 	}
-	fields := make([]string, 0, len(e.Values))
+	var buf [8]string
+	fields := buf[:0]
 	for f := range e.Values {
 		fields = append(fields, f)
 	}

@@ -46,6 +46,9 @@ func TestNewProducerOptions(t *testing.T) {
 		{"special MinID", &stream.ProducerOptions{MinID: "+"}, true},
 		{"MaxLen and MinID", &stream.ProducerOptions{MaxLen: 10, MinID: "5-0"}, true},
 		{"negative TrimInterval", &stream.ProducerOptions{TrimInterval: -1}, true},
+		{"coalescing knobs", &stream.ProducerOptions{MaxInFlight: 1, MaxBatch: 1}, false},
+		{"negative MaxInFlight", &stream.ProducerOptions{MaxInFlight: -1}, true},
+		{"negative MaxBatch", &stream.ProducerOptions{MaxBatch: -1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

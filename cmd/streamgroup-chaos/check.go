@@ -13,17 +13,25 @@ import (
 
 // result is the checker's verdict.
 type result struct {
+	target                         string // targetStreams or targetLists
 	seed                           uint64
 	published, handled, lost, dups int64
 	dead, pending                  int64
 	kills, terms, restarts, cuts   int64
+	recovered                      int64 // lists: jobs moved back from processing lists (best effort)
 	drain                          time.Duration
 	problems                       []string // why the run failed; empty when it passed
 }
 
+// summary is the result's line on stdout. For lists, pending counts the
+// elements left in the queues and processing lists, and recovered is added.
 func (r *result) summary() string {
-	return fmt.Sprintf("chaos: seed=%d published=%d handled=%d lost=%d duplicates=%d dead=%d pending=%d kills=%d term=%d redis_restarts=%d cuts=%d drain_s=%.1f",
-		r.seed, r.published, r.handled, r.lost, r.dups, r.dead, r.pending, r.kills, r.terms, r.restarts, r.cuts, r.drain.Seconds())
+	line := fmt.Sprintf("chaos: target=%s seed=%d published=%d handled=%d lost=%d duplicates=%d dead=%d pending=%d kills=%d term=%d redis_restarts=%d cuts=%d drain_s=%.1f",
+		r.target, r.seed, r.published, r.handled, r.lost, r.dups, r.dead, r.pending, r.kills, r.terms, r.restarts, r.cuts, r.drain.Seconds())
+	if r.target == targetLists {
+		line += fmt.Sprintf(" recovered=%d", r.recovered)
+	}
+	return line
 }
 
 func (r *result) fail(format string, args ...any) {
@@ -33,18 +41,23 @@ func (r *result) fail(format string, args ...any) {
 // maxDetails bounds the jobs listed per kind of problem.
 const maxDetails = 10
 
+// newResult returns a result with the faults injected so far.
+func (s *scenario) newResult(target string) *result {
+	return &result{
+		target: target, seed: s.cfg.seed, kills: s.n.kills.Load(), terms: s.n.terms.Load(),
+		restarts: s.n.restarts.Load(), cuts: s.n.cuts.Load(),
+	}
+}
+
 // check compares the published jobs (ids: the entry ID of each) with the
 // ledger, the group's pending entries and the dead-letter stream, once the
 // workers are stopped.
 func (s *scenario) check(ctx context.Context, ids []string) (*result, error) {
-	res := &result{
-		seed: s.cfg.seed, kills: s.n.kills.Load(), terms: s.n.terms.Load(),
-		restarts: s.n.restarts.Load(), cuts: s.n.cuts.Load(),
-	}
+	res := s.newResult(targetStreams)
 	if d := s.n.destroys.Load(); d != 1 {
 		res.fail("the group was deleted %d times; want once", d)
 	}
-	ledger, err := s.ledger(ctx)
+	ledger, err := s.readLedger(ctx, ledgerKey)
 	if err != nil {
 		return nil, err
 	}
@@ -124,8 +137,8 @@ func (s *scenario) check(ctx context.Context, ids []string) (*result, error) {
 	return res, nil
 }
 
-// ledger reads the whole ledger hash.
-func (s *scenario) ledger(ctx context.Context) (map[string]int64, error) {
+// readLedger reads a whole ledger hash.
+func (s *scenario) readLedger(ctx context.Context, ledgerKey string) (map[string]int64, error) {
 	out := make(map[string]int64, len(s.jobs))
 	var cursor uint64
 	for {

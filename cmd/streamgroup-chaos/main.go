@@ -3,39 +3,52 @@
 //
 //	go run ./cmd/streamgroup-chaos -mode ci -seed 42
 //	go run ./cmd/streamgroup-chaos -mode long -jobs 200000
+//	go run ./cmd/streamgroup-chaos -mode ci -target lists -seed 42
 //
 // It starts its own redis-server (from PATH, on a free loopback port, with
 // appendonly yes and appendfsync always, in a temporary directory), a TCP
 // fault proxy in front of it (internal/faultproxy), and K worker processes
-// (this binary re-executed with the hidden subcommand "worker"), each running
-// a group.Consumer named worker-1..worker-K that reaches Redis through the
-// proxy. P producer goroutines publish the jobs with stream.Producer
-// (AddBatch and Add), each with a unique job key; a fixed set of them
-// (chosen by the seed) are poison jobs that always fail, and a few sleep
-// around MinIdle.
+// (this binary re-executed with the hidden subcommand "worker") named
+// worker-1..worker-K that reach Redis through the proxy.
 //
-// Each handling is counted in a ledger hash (HINCRBY chaos:ledger <job> 1)
-// by the worker; a failed ledger write fails the handling, so the entry is
-// retried. Meanwhile a fault schedule drawn from the seed SIGKILLs and
-// SIGTERMs workers (restarting them under the same name after a pause),
-// kills redis-server with SIGKILL and starts it again, cuts every proxied
-// connection and refuses new ones, adds latency, stalls the proxy, and
-// deletes the consumer group once.
+// -target says what the workers run: "streams", a group.Consumer on a
+// stream, fed by P producer goroutines with stream.Producer (AddBatch and
+// Add); "lists", a reliable queue.Consumer (queue.NewReliableConsumer) on
+// two priority queues, chaos:jobs:high and chaos:jobs:low, fed with
+// queue.Producer (PushBatch and Push), with a HeartbeatTTL of 1s so that
+// the jobs of killed workers are recovered within the run; or "both" (the
+// default), each worker process running both consumers at once, under the
+// same faults, with separate keys and ledgers. Each job has a unique job
+// key; a fixed set of them (chosen by the seed) are poison jobs that always
+// fail, and a few sleep around MinIdle.
 //
-// At the end the faults stop, the workers drain until nothing is pending
-// and every job is accounted for (bounded by -drain-timeout), the workers
-// are stopped gracefully, and a checker compares the published job keys
-// with the ledger, the pending entries lists and the dead-letter stream. It
-// prints one line to stdout:
+// Each handling is counted in a ledger hash (HINCRBY chaos:ledger <job> 1,
+// chaos:lists:ledger for lists) by the worker; a failed ledger write fails
+// the handling, so the job is retried. Meanwhile a fault schedule drawn
+// from the seed SIGKILLs and SIGTERMs workers (restarting them under the
+// same name after a pause), kills redis-server with SIGKILL and starts it
+// again, cuts every proxied connection and refuses new ones, adds latency,
+// stalls the proxy, and once deletes the consumer group and (lists) keeps
+// deleting the list consumers' heartbeats for 1.5s.
 //
-//	chaos: seed=S published=N handled=H lost=0 duplicates=D dead=X pending=0 kills=K term=T redis_restarts=R cuts=C drain_s=Z
+// At the end the faults stop, the workers drain until every job is
+// accounted for (streams: nothing pending; lists: the queues and processing
+// lists empty), bounded by -drain-timeout, the workers are stopped
+// gracefully, a final list consumer recovers and finishes whatever the
+// workers left in the lists, and a checker compares the published job keys
+// with the ledgers, the pending entries list, the queues, the processing
+// lists and the dead letters. It prints one line per target to stdout:
+//
+//	chaos: target=streams seed=S published=N handled=H lost=0 duplicates=D dead=X pending=0 kills=K term=T redis_restarts=R cuts=C drain_s=Z
+//	chaos: target=lists seed=S published=N handled=H lost=0 duplicates=D dead=X pending=0 kills=K term=T redis_restarts=R cuts=C drain_s=Z recovered=V
 //
 // and exits 1 when a job was lost, a job that is not poison was
-// dead-lettered, a poison job was not, an entry is still pending, or a
-// worker stopped for a reason other than the faults; 2 when the scenario
-// could not run; 130 when interrupted. Logs go to stderr. The run is
-// reproducible in what it does (jobs, poison set, fault schedule), not in
-// its timing.
+// dead-lettered, a poison job was not (or was handled, or dead-lettered
+// twice, or without its reason), an entry is still pending, a job is left
+// in a queue or a processing list, or a worker stopped for a reason other
+// than the faults; 2 when the scenario could not run; 130 when
+// interrupted. Logs go to stderr. The run is reproducible in what it does
+// (jobs, poison set, queues, fault schedule), not in its timing.
 package main
 
 import (
@@ -55,6 +68,7 @@ import (
 // config is the scenario's parameters.
 type config struct {
 	mode         string
+	target       string // targetStreams, targetLists or targetBoth
 	seed         uint64
 	jobs         int
 	producers    int
@@ -65,6 +79,17 @@ type config struct {
 	verbose      bool
 	sabotage     bool // the workers ack one job unhandled: the run must fail
 }
+
+// Targets: what the scenario exercises.
+const (
+	targetStreams = "streams" // group.Consumer on a stream
+	targetLists   = "lists"   // queue.NewReliableConsumer on two priority lists
+	targetBoth    = "both"    // both at once, in the same worker processes, under the same faults
+)
+
+func validTarget(t string) bool { return t == targetStreams || t == targetLists || t == targetBoth }
+func hasStreams(t string) bool  { return t == targetStreams || t == targetBoth }
+func hasLists(t string) bool    { return t == targetLists || t == targetBoth }
 
 // Exit codes of the command.
 const (
@@ -109,11 +134,17 @@ func chaosMain(args []string, stdout, stderr io.Writer) int {
 		log.Error("the scenario could not run", "seed", cfg.seed, "err", err)
 		return exitCannotRun
 	}
-	fmt.Fprintln(stdout, res.summary())
-	if len(res.problems) > 0 {
-		for _, p := range res.problems {
-			log.Error("FAIL: " + p)
+	failed := false
+	for _, r := range res {
+		fmt.Fprintln(stdout, r.summary())
+	}
+	for _, r := range res {
+		for _, p := range r.problems {
+			log.Error("FAIL: "+p, "target", r.target)
+			failed = true
 		}
+	}
+	if failed {
 		log.Error("FAILED; replay with the command below", "elapsed", time.Since(t0).Round(time.Millisecond),
 			"cmd", cfg.replay())
 		return exitFailed
@@ -127,8 +158,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	var cfg config
 	seed := fs.Int64("seed", 0, "seed of the scenario (jobs, poison set, fault schedule); 0 picks one from the clock")
-	fs.StringVar(&cfg.mode, "mode", "ci", `"ci" (about 20,000 jobs, 30s of faults, about a minute in all) or "long" (1,000,000 jobs by default)`)
-	fs.IntVar(&cfg.jobs, "jobs", 0, "jobs to publish; 0 means the mode's default (ci: 20000; long: 1000000, or -duration × 2000/s)")
+	fs.StringVar(&cfg.target, "target", targetBoth, `what to exercise: "streams" (group.Consumer), "lists" (reliable queue.Consumer) or "both" at once`)
+	fs.StringVar(&cfg.mode, "mode", "ci", `"ci" (20,000 jobs per target, 30s of faults, 1 to 1.5 minutes in all) or "long" (1,000,000 jobs per target by default)`)
+	fs.IntVar(&cfg.jobs, "jobs", 0, "jobs to publish per target; 0 means the mode's default (ci: 20000; long: 1000000, or -duration × 2000/s)")
 	fs.IntVar(&cfg.producers, "producers", 4, "producer goroutines")
 	fs.IntVar(&cfg.workers, "workers", 4, "worker processes")
 	fs.DurationVar(&cfg.duration, "duration", 0, "how long faults are injected while jobs are published; 0 means the mode's default (ci: 30s; long: -jobs / 2000/s)")
@@ -174,6 +206,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, fmt.Errorf(`-mode %q: want "ci" or "long"`, cfg.mode)
 	}
 	switch {
+	case !validTarget(cfg.target):
+		return cfg, fmt.Errorf(`-target %q: want "streams", "lists" or "both"`, cfg.target)
 	case cfg.jobs < 100:
 		return cfg, fmt.Errorf("-jobs %d: want at least 100", cfg.jobs)
 	case cfg.producers < 1 || cfg.workers < 1:
@@ -188,8 +222,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 
 // replay is the command line that runs the same scenario again.
 func (c config) replay() string {
-	cmd := fmt.Sprintf("go run ./cmd/streamgroup-chaos -mode %s -seed %d -jobs %d -producers %d -workers %d -duration %v -min-idle %v",
-		c.mode, c.seed, c.jobs, c.producers, c.workers, c.duration, c.minIdle)
+	cmd := fmt.Sprintf("go run ./cmd/streamgroup-chaos -mode %s -target %s -seed %d -jobs %d -producers %d -workers %d -duration %v -min-idle %v",
+		c.mode, c.target, c.seed, c.jobs, c.producers, c.workers, c.duration, c.minIdle)
 	if c.sabotage {
 		cmd += " -sabotage"
 	}

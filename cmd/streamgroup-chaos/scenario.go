@@ -149,7 +149,7 @@ func planFaults(cfg config) []fault {
 
 // counters are the faults injected.
 type counters struct {
-	kills, terms, restarts, cuts, destroys atomic.Int64
+	kills, terms, restarts, cuts, destroys, wipes atomic.Int64
 }
 
 // scenario is one run's moving parts.
@@ -161,14 +161,18 @@ type scenario struct {
 	proxy   *faultproxy.Proxy
 	workers []*workerProc
 	jobs    []job
-	faults  []fault
-	n       counters
-	start   time.Time
+	// listQueue is the index in listQueues of each job's queue (list
+	// target).
+	listQueue []int
+	faults    []fault
+	n         counters
+	start     time.Time
 }
 
-// run runs the scenario and checks the outcome. Its error means the
-// scenario could not run; what the checker finds is in the result.
-func run(ctx context.Context, cfg config, log *slog.Logger, t0 time.Time) (*result, error) {
+// run runs the scenario and checks the outcome: one result per target.
+// Its error means the scenario could not run; what the checker finds is in
+// the results.
+func run(ctx context.Context, cfg config, log *slog.Logger, t0 time.Time) ([]*result, error) {
 	dir, err := os.MkdirTemp("", "streamgroup-chaos-")
 	if err != nil {
 		return nil, err
@@ -199,9 +203,12 @@ func run(ctx context.Context, cfg config, log *slog.Logger, t0 time.Time) (*resu
 	}
 
 	s := &scenario{cfg: cfg, log: log, srv: srv, admin: admin, proxy: proxy, jobs: planJobs(cfg), faults: planFaults(cfg)}
+	if hasLists(cfg.target) {
+		s.listQueue = planQueues(cfg)
+	}
 	for i := range cfg.workers {
 		name := fmt.Sprintf("worker-%d", i+1)
-		args := []string{"-addr", proxy.Addr(), "-name", name, "-min-idle", cfg.minIdle.String(),
+		args := []string{"-addr", proxy.Addr(), "-name", name, "-target", cfg.target, "-min-idle", cfg.minIdle.String(),
 			"-t0", strconv.FormatInt(t0.UnixNano(), 10)}
 		if cfg.verbose {
 			args = append(args, "-v")
@@ -212,17 +219,20 @@ func run(ctx context.Context, cfg config, log *slog.Logger, t0 time.Time) (*resu
 		}
 		s.workers = append(s.workers, newWorkerProc(name, exe, args, os.Stderr, log))
 	}
-	poison, sleepers := 0, 0
-	for _, j := range s.jobs {
+	poison, sleepers, high := 0, 0, 0
+	for i, j := range s.jobs {
 		if j.kind != kindOK {
 			poison++
 		}
 		if j.sleep > 0 {
 			sleepers++
 		}
+		if s.listQueue != nil && s.listQueue[i] == 0 {
+			high++
+		}
 	}
-	log.Info("scenario", "seed", cfg.seed, "mode", cfg.mode, "jobs", cfg.jobs, "poison", poison, "sleepers", sleepers,
-		"producers", cfg.producers, "workers", cfg.workers, "faults", len(s.faults), "duration", cfg.duration,
+	log.Info("scenario", "seed", cfg.seed, "mode", cfg.mode, "target", cfg.target, "jobs", cfg.jobs, "poison", poison, "sleepers", sleepers,
+		"high_priority", high, "producers", cfg.producers, "workers", cfg.workers, "faults", len(s.faults), "duration", cfg.duration,
 		"redis", srv.Addr(), "proxy", proxy.Addr(), "dir", dir)
 	for _, f := range s.faults {
 		log.Debug("planned fault", "fault", f.String())
@@ -230,9 +240,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger, t0 time.Time) (*resu
 
 	s.start = time.Now()
 	var (
-		ids      []string
-		drain    time.Duration
-		drainErr error
+		ids, listIDs           []string
+		drain, listDrain       time.Duration
+		drainErr, listDrainErr error
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	wctx, stopWorkers := context.WithCancel(gctx)
@@ -245,11 +255,20 @@ func run(ctx context.Context, cfg config, log *slog.Logger, t0 time.Time) (*resu
 		ph, pctx := errgroup.WithContext(gctx)
 		mctx, stopMonitor := context.WithCancel(pctx)
 		defer stopMonitor()
-		ph.Go(func() error {
-			var err error
-			ids, err = s.publish(pctx)
-			return err
-		})
+		if hasStreams(cfg.target) {
+			ph.Go(func() error {
+				var err error
+				ids, err = s.publish(pctx)
+				return err
+			})
+		}
+		if hasLists(cfg.target) {
+			ph.Go(func() error {
+				var err error
+				listIDs, err = s.publishLists(pctx)
+				return err
+			})
+		}
 		ph.Go(func() error { return s.inject(pctx) })
 		var mon errgroup.Group
 		mon.Go(func() error { s.monitor(mctx, "faults", 5*time.Second); return nil })
@@ -260,7 +279,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger, t0 time.Time) (*resu
 			return err
 		}
 		log.Info("faults over and every job published; draining", "drain_timeout", cfg.drainTimeout)
-		drain, drainErr = s.drain(gctx)
+		var dg errgroup.Group
+		if hasStreams(cfg.target) {
+			dg.Go(func() error { drain, drainErr = s.drain(gctx); return nil })
+		}
+		if hasLists(cfg.target) {
+			dg.Go(func() error { listDrain, listDrainErr = s.drainLists(gctx); return nil })
+		}
+		_ = dg.Wait()
 		if gctx.Err() != nil {
 			return gctx.Err()
 		}
@@ -271,18 +297,43 @@ func run(ctx context.Context, cfg config, log *slog.Logger, t0 time.Time) (*resu
 		return nil, err
 	}
 
-	res, err := s.check(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("check: %w", err)
+	var results []*result
+	if hasStreams(cfg.target) {
+		res, err := s.check(ctx, ids)
+		if err != nil {
+			return nil, fmt.Errorf("check: %w", err)
+		}
+		res.drain = drain
+		if drainErr != nil {
+			res.problems = append([]string{drainErr.Error()}, res.problems...)
+		}
+		results = append(results, res)
 	}
-	res.drain = drain
-	if drainErr != nil {
-		res.problems = append([]string{drainErr.Error()}, res.problems...)
+	if hasLists(cfg.target) {
+		recovered, finalErr := s.finishLists(ctx)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		res, err := s.checkLists(ctx, listIDs)
+		if err != nil {
+			return nil, fmt.Errorf("check lists: %w", err)
+		}
+		res.drain = listDrain
+		res.recovered += int64(recovered)
+		if finalErr != nil {
+			res.problems = append([]string{finalErr.Error()}, res.problems...)
+		}
+		if listDrainErr != nil {
+			res.problems = append([]string{listDrainErr.Error()}, res.problems...)
+		}
+		results = append(results, res)
 	}
+	// Worker exits no fault explains concern every target; they are
+	// reported once.
 	for _, w := range s.workers {
-		res.problems = append(res.problems, w.problems()...)
+		results[0].problems = append(results[0].problems, w.problems()...)
 	}
-	return res, nil
+	return results, nil
 }
 
 // sabotaged is the job the workers lose on purpose under -sabotage: the
@@ -467,20 +518,41 @@ func (s *scenario) apply(ctx context.Context, f fault) error {
 		log.Info("stalling the proxy", "for", f.d)
 		s.proxy.Stall(f.d)
 	case faultDestroy:
-		for {
-			n, err := s.admin.XGroupDestroy(ctx, streamKey, groupName).Result()
-			if err == nil {
-				log.Info("XGROUP DESTROY", "destroyed", n)
-				s.n.destroys.Add(1)
-				return nil
-			}
-			log.Warn("XGROUP DESTROY failed; retrying", "err", err)
-			if err := sleep(ctx, 200*time.Millisecond); err != nil {
+		var g errgroup.Group
+		if hasLists(s.cfg.target) {
+			g.Go(func() error {
+				n, err := s.wipeHeartbeats(ctx, heartbeatWipe)
+				log.Info("heartbeats wiped", "for", heartbeatWipe, "deleted", n)
+				s.n.wipes.Add(1)
 				return err
-			}
+			})
 		}
+		if hasStreams(s.cfg.target) {
+			g.Go(func() error { return s.destroyGroup(ctx, log) })
+		}
+		return g.Wait()
 	}
 	return nil
+}
+
+// heartbeatWipe is how long the group-destroy fault keeps deleting the
+// list consumers' heartbeats.
+const heartbeatWipe = 1500 * time.Millisecond
+
+// destroyGroup deletes the consumer group, retrying until it succeeds.
+func (s *scenario) destroyGroup(ctx context.Context, log *slog.Logger) error {
+	for {
+		n, err := s.admin.XGroupDestroy(ctx, streamKey, groupName).Result()
+		if err == nil {
+			log.Info("XGROUP DESTROY", "destroyed", n)
+			s.n.destroys.Add(1)
+			return nil
+		}
+		log.Warn("XGROUP DESTROY failed; retrying", "err", err)
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // status is what the drain waits for.
@@ -537,12 +609,18 @@ func (s *scenario) monitor(ctx context.Context, phase string, every time.Duratio
 			return
 		case <-tick.C:
 		}
-		st, err := s.status(ctx)
-		if err != nil {
-			s.log.Info("progress", "phase", phase, "status_err", oneLine(err))
-			continue
+		attrs := []any{"phase", phase}
+		if hasStreams(s.cfg.target) {
+			if st, err := s.status(ctx); err != nil {
+				attrs = append(attrs, "status_err", oneLine(err))
+			} else {
+				attrs = append(attrs, "handled", st.handled, "pending", st.pending, "dead", st.dead, "caught_up", st.caughtUp)
+			}
 		}
-		s.log.Info("progress", "phase", phase, "handled", st.handled, "pending", st.pending, "dead", st.dead, "caught_up", st.caughtUp)
+		if hasLists(s.cfg.target) {
+			attrs = append(attrs, s.listMonitorLine(ctx)...)
+		}
+		s.log.Info("progress", attrs...)
 	}
 }
 
@@ -570,7 +648,7 @@ func (s *scenario) drain(ctx context.Context) (time.Duration, error) {
 		final := lastErr == nil && last.groupFound && last.caughtUp && last.pending == 0
 		if final && last.handled >= ok && int64(last.dead) == poison {
 			d := time.Since(start)
-			s.log.Info("drained", "in", d.Round(time.Millisecond))
+			s.log.Info("drained", "target", targetStreams, "in", d.Round(time.Millisecond))
 			return d, nil
 		}
 		// Everything delivered and nothing pending: no handler runs, no
@@ -591,7 +669,7 @@ func (s *scenario) drain(ctx context.Context) (time.Duration, error) {
 		}
 		if time.Since(lastLog) >= 2*time.Second {
 			lastLog = time.Now()
-			s.log.Info("draining", "handled", last.handled, "of", ok, "dead", last.dead, "of", poison,
+			s.log.Info("draining", "target", targetStreams, "handled", last.handled, "of", ok, "dead", last.dead, "of", poison,
 				"pending", last.pending, "caught_up", last.caughtUp, "err", lastErr)
 		}
 		if err := sleep(ctx, 250*time.Millisecond); err != nil {

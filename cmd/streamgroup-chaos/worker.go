@@ -18,6 +18,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/group"
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/queue"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -47,7 +48,7 @@ const (
 // and retries happen many times in a run.
 const (
 	workerConcurrency = 8
-	maxDeliveries     = 30 // far above what faults can add to a healthy job
+	maxDeliveries     = 30 // MaxDeliveries (streams) and MaxAttempts (lists): far above what faults can add to a healthy job
 	workerDrain       = 10 * time.Second
 )
 
@@ -63,33 +64,36 @@ const (
 // errPoison is the failure of every poison job.
 var errPoison = errors.New("poison job")
 
-// workerMain runs one worker: a group.Consumer named -name reaching Redis
-// at -addr (the fault proxy), until SIGTERM or SIGINT (graceful drain) or
-// until its parent is gone.
+// workerMain runs one worker: a group.Consumer (target streams) and/or a
+// reliable queue.Consumer (target lists) named -name, reaching Redis at
+// -addr (the fault proxy), until SIGTERM or SIGINT (graceful drain) or until
+// its parent is gone.
 func workerMain(args []string) int {
 	fs := flag.NewFlagSet(workerCommand, flag.ContinueOnError)
-	addr := fs.String("addr", "", "Redis host:port (the fault proxy)")
-	name := fs.String("name", "", "consumer name")
-	minIdle := fs.Duration("min-idle", time.Second, "MinIdle")
-	verbose := fs.Bool("v", false, "log the library's own logs")
+	var w workerArgs
+	fs.StringVar(&w.addr, "addr", "", "Redis host:port (the fault proxy)")
+	fs.StringVar(&w.name, "name", "", "consumer name")
+	fs.StringVar(&w.target, "target", targetStreams, "what to consume: streams, lists or both")
+	fs.DurationVar(&w.minIdle, "min-idle", time.Second, "MinIdle")
+	fs.BoolVar(&w.verbose, "v", false, "log the library's own logs")
 	t0 := fs.Int64("t0", 0, "the parent's start time (Unix ns), so that log times line up")
-	skip := fs.String("skip-job", "", "acknowledge this job without counting it in the ledger (checks the checker)")
-	if err := fs.Parse(args); err != nil || *addr == "" || *name == "" {
-		fmt.Fprintln(os.Stderr, "worker: need -addr and -name:", err)
+	fs.StringVar(&w.skip, "skip-job", "", "acknowledge this job without counting it in the ledger (checks the checker)")
+	if err := fs.Parse(args); err != nil || w.addr == "" || w.name == "" || !validTarget(w.target) {
+		fmt.Fprintln(os.Stderr, "worker: need -addr, -name and a valid -target:", err)
 		return workerExitBadArgs
 	}
 	start := time.Now()
 	if *t0 != 0 {
 		start = time.Unix(0, *t0)
 	}
-	log := newLogger(os.Stderr, *name, *verbose, start)
-	// go-redis logs every failed dial; the consumer reports what matters
+	log := newLogger(os.Stderr, w.name, w.verbose, start)
+	// go-redis logs every failed dial; the consumers report what matters
 	// through OnError.
 	redis.SetLogger(quietRedis{})
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	code, err := runWorker(ctx, log, *addr, *name, *minIdle, *verbose, *skip)
+	code, err := runWorker(ctx, log, w)
 	if err != nil {
 		log.Error("worker stopped", "err", err, "exit", code)
 	}
@@ -100,44 +104,89 @@ type quietRedis struct{}
 
 func (quietRedis) Printf(context.Context, string, ...any) {}
 
-func runWorker(ctx context.Context, log *slog.Logger, addr, name string, minIdle time.Duration, verbose bool, skip string) (int, error) {
-	rdb := redis.NewClient(&redis.Options{
+// workerArgs are a worker's flags.
+type workerArgs struct {
+	addr, name, target string
+	minIdle            time.Duration
+	verbose            bool
+	skip               string
+}
+
+// workerClient returns a client through the proxy for one consumer.
+func workerClient(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{
 		Addr:        addr,
 		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
 		PoolSize: 4 * workerConcurrency,
 	})
-	defer rdb.Close()
+}
 
+// consumerRun is one consumer of a worker, and what to log when it stops.
+type consumerRun struct {
+	kind  string // "streams" or "lists"
+	run   func(context.Context) error
+	stats func() []any
+}
+
+func runWorker(ctx context.Context, log *slog.Logger, w workerArgs) (int, error) {
 	errs := newErrorLog()
 	// Odd-numbered workers use a fixed Prefetch, even-numbered ones the
-	// default adaptive one, so that a run covers both.
-	prefetch := workerConcurrency
-	if n := name[len(name)-1]; (n-'0')%2 == 0 {
-		prefetch = 0
-	}
-	opts := &group.Options{
-		Concurrency:     workerConcurrency,
-		Prefetch:        prefetch,
-		Block:           500 * time.Millisecond,
-		MinIdle:         minIdle,
-		MaxDeliveries:   maxDeliveries,
-		RetryBackoff:    50 * time.Millisecond,
-		MaxRetryBackoff: 300 * time.Millisecond,
-		DrainTimeout:    workerDrain,
-		AckTimeout:      3 * time.Second,
-		OnError:         errs.add,
-	}
-	if verbose {
-		opts.Logger = log.With("lib", true)
-	}
-	c, err := group.NewConsumer(rdb, streamKey, groupName, name, handler.Func(func(ctx context.Context, m *stream.Message) error {
-		if skip != "" && m.Values[jobField] == skip {
-			return nil // a handler that loses a job, on purpose
+	// default (adaptive for streams, a small one for lists), so that a run
+	// covers both.
+	odd := (w.name[len(w.name)-1]-'0')%2 == 1
+	var consumers []consumerRun
+	var after []func(context.Context) // run alongside the consumers, until they stop
+	if hasStreams(w.target) {
+		rdb := workerClient(w.addr)
+		defer rdb.Close()
+		prefetch := 0
+		if odd {
+			prefetch = workerConcurrency
 		}
-		return handle(ctx, rdb, m)
-	}), opts)
-	if err != nil {
-		return workerExitRunError, err
+		opts := &group.Options{
+			Concurrency:     workerConcurrency,
+			Prefetch:        prefetch,
+			Block:           500 * time.Millisecond,
+			MinIdle:         w.minIdle,
+			MaxDeliveries:   maxDeliveries,
+			RetryBackoff:    50 * time.Millisecond,
+			MaxRetryBackoff: 300 * time.Millisecond,
+			DrainTimeout:    workerDrain,
+			AckTimeout:      3 * time.Second,
+			OnError:         errs.add,
+		}
+		if w.verbose {
+			opts.Logger = log.With("lib", true)
+		}
+		c, err := group.NewConsumer(rdb, streamKey, groupName, w.name, chaosHandler(rdb, ledgerKey, w.skip), opts)
+		if err != nil {
+			return workerExitRunError, err
+		}
+		consumers = append(consumers, consumerRun{kind: targetStreams, run: c.Run, stats: func() []any {
+			st := c.Stats()
+			return []any{"delivered", st.Delivered, "acked", st.Acked, "failed", st.Failed,
+				"dead", st.DeadLettered, "reclaimed", st.Reclaimed, "leases", st.LeaseRenewals, "groups_created", st.GroupsCreated}
+		}})
+	}
+	if hasLists(w.target) {
+		rdb := workerClient(w.addr)
+		defer rdb.Close()
+		opts := listOptions(odd)
+		opts.OnError = errs.add
+		if w.verbose {
+			opts.Logger = log.With("lib", true)
+		}
+		c, err := queue.NewReliableConsumer(rdb, listQueues, w.name, chaosHandler(rdb, listLedgerKey, w.skip), opts)
+		if err != nil {
+			return workerExitRunError, err
+		}
+		consumers = append(consumers, consumerRun{kind: targetLists, run: c.Run, stats: func() []any {
+			st := c.Stats()
+			return []any{"delivered", st.Delivered, "acked", st.Acked, "failed", st.Failed, "retried", st.Retried,
+				"requeued", st.Requeued, "dead", st.DeadLettered, "malformed", st.Malformed,
+				"recovered", st.Recovered, "released", st.Released}
+		}})
+		after = append(after, func(ctx context.Context) { reportRecovered(ctx, rdb, c) })
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -153,24 +202,63 @@ func runWorker(ctx context.Context, log *slog.Logger, addr, name string, minIdle
 		errs.report(runCtx, log, 5*time.Second)
 		return nil
 	})
-	log.Info("started", "pid", os.Getpid())
-	runErr := c.Run(runCtx)
+	// The reporters stop after the consumers, so that they see their last
+	// counts.
+	repCtx, stopReporters := context.WithCancel(context.WithoutCancel(ctx))
+	var reporters sync.WaitGroup
+	for _, f := range after {
+		reporters.Go(func() { f(repCtx) })
+	}
+	log.Info("started", "pid", os.Getpid(), "target", w.target)
+	runErrs := make([]error, len(consumers))
+	var runs sync.WaitGroup
+	for i, c := range consumers {
+		runs.Go(func() {
+			runErrs[i] = c.run(runCtx)
+			// One consumer stopping (an error it cannot ride out) stops
+			// the worker.
+			cancel()
+		})
+	}
+	runs.Wait()
 	cancel()
+	stopReporters()
+	reporters.Wait()
 	_ = g.Wait()
 	errs.flush(log)
-	st := c.Stats()
-	log.Info("stopped", "run", runErr, "delivered", st.Delivered, "acked", st.Acked, "failed", st.Failed,
-		"dead", st.DeadLettered, "reclaimed", st.Reclaimed, "leases", st.LeaseRenewals, "groups_created", st.GroupsCreated)
-	switch {
-	case runErr == nil && parentGone:
-		return workerExitParentGone, errors.New("the parent process is gone")
-	case runErr == nil:
-		return workerExitOK, nil
-	case errors.Is(runErr, group.ErrDrainTimeout):
-		return workerExitDrainTimeout, runErr
-	default:
-		return workerExitRunError, runErr
+	for i, c := range consumers {
+		log.Info("stopped", append([]any{"target", c.kind, "run", runErrs[i]}, c.stats()...)...)
 	}
+	runErr := errors.Join(runErrs...)
+	drainTimeout := false
+	for _, err := range runErrs {
+		switch {
+		case err == nil:
+		case errors.Is(err, group.ErrDrainTimeout) || errors.Is(err, queue.ErrDrainTimeout):
+			drainTimeout = true
+		default:
+			return workerExitRunError, runErr
+		}
+	}
+	switch {
+	case drainTimeout:
+		return workerExitDrainTimeout, runErr
+	case parentGone:
+		return workerExitParentGone, errors.New("the parent process is gone")
+	default:
+		return workerExitOK, nil
+	}
+}
+
+// chaosHandler is the workers' handler, counting handlings in ledger; it
+// acknowledges the job skip without counting it (-sabotage).
+func chaosHandler(rdb *redis.Client, ledger, skip string) handler.Handler {
+	return handler.Func(func(ctx context.Context, m *stream.Message) error {
+		if skip != "" && m.Values[jobField] == skip {
+			return nil // a handler that loses a job, on purpose
+		}
+		return handle(ctx, rdb, ledger, m)
+	})
 }
 
 // handle is the workers' handler: sleep if asked, fail for poison jobs,
@@ -178,7 +266,7 @@ func runWorker(ctx context.Context, log *slog.Logger, addr, name string, minIdle
 // handling, so the ledger never counts a handling that did not happen (a
 // write that reached Redis but whose reply was lost is counted, and the
 // retry counts again: a duplicate, which at-least-once allows).
-func handle(ctx context.Context, rdb *redis.Client, m *stream.Message) error {
+func handle(ctx context.Context, rdb *redis.Client, ledger string, m *stream.Message) error {
 	job := m.Values[jobField]
 	if job == "" {
 		return handler.Permanent(fmt.Errorf("entry %s has no %q field", m.ID, jobField))
@@ -198,7 +286,7 @@ func handle(ctx context.Context, rdb *redis.Client, m *stream.Message) error {
 	case kindPermanent:
 		return handler.Permanent(fmt.Errorf("job %s: %w", job, errPoison))
 	}
-	return rdb.HIncrBy(ctx, ledgerKey, job, 1).Err()
+	return rdb.HIncrBy(ctx, ledger, job, 1).Err()
 }
 
 // watchParent returns when ctx is done (false) or when this process's
