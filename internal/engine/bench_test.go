@@ -14,14 +14,18 @@ import (
 
 // BenchmarkDispatch measures the in-process cost of one entry from dispatch
 // to its queued acknowledgement: hold, queue, worker, handler call (a no-op),
-// state change and ack buffer. No Redis round trip is involved.
+// state change and ack buffer. No Redis round trip is involved. Entries are
+// dispatched one at a time (batch=1) or as the reader does with a large
+// read (batch=256).
 //
 //	go test -run '^$' -bench Dispatch -benchmem ./internal/engine/
 func BenchmarkDispatch(b *testing.B) {
-	for _, c := range []int{1, 16} {
-		b.Run("concurrency="+strconv.Itoa(c), func(b *testing.B) {
+	for _, bc := range []struct{ c, batch int }{{1, 1}, {16, 1}, {4, 256}, {16, 256}} {
+		c, batch := bc.c, bc.batch
+		b.Run("concurrency="+strconv.Itoa(c)+",batch="+strconv.Itoa(batch), func(b *testing.B) {
 			cfg := base()
 			cfg.Concurrency = c
+			cfg.Prefetch = max(batch, c)
 			cfg.Handler = handler.Func(func(context.Context, *stream.Message) error { return nil })
 			cfg, err := cfg.Normalize()
 			if err != nil {
@@ -40,14 +44,22 @@ func BenchmarkDispatch(b *testing.B) {
 			values := map[string]string{"to": "a@example.com", "subject": "hello"}
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := range b.N {
-				if e.credits.take(context.Background(), 1, 1) != 1 {
-					b.Fatal("no credit")
+			ms := make([]stream.Message, 0, batch)
+			for i := 0; i < b.N; i += batch {
+				n := min(batch, b.N-i)
+				// As the reader does: take credits for a read, dispatch
+				// what it returned.
+				if got := e.credits.take(context.Background(), n, n); got != n {
+					b.Fatalf("took %d credits; want %d", got, n)
 				}
-				if !e.dispatch(stream.Message{ID: ids[i], Stream: "s", Values: values, Deliveries: 1}) {
-					b.Fatal("dispatch refused")
+				ms = ms[:0]
+				for j := i; j < i+n; j++ {
+					ms = append(ms, stream.Message{ID: ids[j], Stream: "s", Values: values, Deliveries: 1})
 				}
-				if i%1024 == 1023 { // what the acker does after each flush
+				if used := e.dispatchAll(ms); used != n {
+					b.Fatalf("dispatched %d; want %d", used, n)
+				}
+				if (i/batch)%max(1, 256/batch) == 0 { // what the acker does after each flush
 					e.mu.Lock()
 					acked := e.ackBuf
 					e.ackBuf = nil

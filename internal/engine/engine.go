@@ -269,10 +269,13 @@ func (e *Engine) dispatchAll(ms []stream.Message) int {
 	n := 0
 	e.mu.Lock()
 	for _, m := range ms {
-		if h, ok := e.holds[m.ID]; ok && h.state != awaitRetry {
-			continue
+		if h, ok := e.holds[m.ID]; ok {
+			if h.state != awaitRetry {
+				continue
+			}
+			e.retries--
 		}
-		e.setHold(m.ID, held{renewed: now})
+		e.holds[m.ID] = held{renewed: now}
 		ms[n] = m
 		n++
 	}
@@ -287,7 +290,10 @@ func (e *Engine) dispatchAll(ms []stream.Message) int {
 // worker runs queued entries through the handler until the queue is closed.
 //
 // One Message per worker is reused for every entry (handlers must not keep
-// it), so that handing it to the handler costs no allocation.
+// it), so that handing it to the handler costs no allocation. The credit
+// of each entry is given back as soon as it is done: a worker that kept
+// credits to give them back in groups would keep them through its next
+// handler call, however long, and starve the readers.
 func (e *Engine) worker() {
 	msg := new(stream.Message)
 	n := 0

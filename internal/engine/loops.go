@@ -68,7 +68,7 @@ func (e *Engine) readLoop(ctx context.Context) error {
 	cursor := "0"
 	attempt := 0
 	for cursor != ">" {
-		xs, n, ok, err := e.read(ctx, cursor, &attempt)
+		xs, n, ok, err := e.read(ctx, cursor, &attempt, false)
 		if !ok {
 			return err
 		}
@@ -87,12 +87,13 @@ func (e *Engine) readLoop(ctx context.Context) error {
 	var g errgroup.Group
 	for range readers {
 		g.Go(func() error {
-			attempt := 0
+			attempt, idle := 0, false
 			for {
-				xs, n, ok, err := e.read(ctx, ">", &attempt)
+				xs, n, ok, err := e.read(ctx, ">", &attempt, idle)
 				if !ok {
 					return err
 				}
+				idle = len(xs) < n
 				e.credits.give(n - e.deliverRead(ctx, xs, true))
 			}
 		})
@@ -103,10 +104,20 @@ func (e *Engine) readLoop(ctx context.Context) error {
 // read takes credits and reads up to that many entries from cursor. The
 // caller gives back the n credits it does not use. ok is false when the
 // loop must end, with err nil when ctx ended.
-func (e *Engine) read(ctx context.Context, cursor string, attempt *int) (xs []redis.XMessage, n int, ok bool, err error) {
+//
+// A reader whose last read was not full (idle: no backlog) asks for half
+// the prefetch only. Its read will most likely block for up to Block
+// holding the credits it took, and credits held so are credits the other
+// reader, the retrier and the reclaimer cannot have: with both readers
+// taking everything, a retry waited up to two Blocks for a credit.
+func (e *Engine) read(ctx context.Context, cursor string, attempt *int, idle bool) (xs []redis.XMessage, n int, ok bool, err error) {
 	for {
 		p := e.prefetch()
-		n = e.credits.take(ctx, (p+1)/2, e.cfg.Concurrency+p)
+		lo, hi := (p+1)/2, e.cfg.Concurrency+p
+		if idle {
+			hi = lo
+		}
+		n = e.credits.take(ctx, lo, hi)
 		if n == 0 {
 			return nil, 0, false, nil
 		}
@@ -223,10 +234,11 @@ func (e *Engine) reclaimLoop(ctx context.Context) error {
 func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 	cursor := "0-0"
 	for {
-		// Like the reader, claim once half of the prefetch fits, not for
-		// every credit a worker gives back.
+		// Like the reader, claim once half of the prefetch fits (or
+		// Concurrency, what idle readers leave free), not for every credit
+		// a worker gives back.
 		p := e.prefetch()
-		n := e.credits.take(ctx, min((p+1)/2, e.cfg.ReclaimCount), e.cfg.ReclaimCount)
+		n := e.credits.take(ctx, min((p+1)/2, e.cfg.Concurrency, e.cfg.ReclaimCount), e.cfg.ReclaimCount)
 		if n == 0 {
 			return errStop
 		}
@@ -688,7 +700,7 @@ func (e *Engine) unholdAll(ids []string) {
 	e.mu.Lock()
 	for _, id := range ids {
 		if h, ok := e.holds[id]; ok && h.state == awaitAck {
-			e.dropHold(id)
+			delete(e.holds, id) // not awaitRetry: the retry count stays
 		}
 	}
 	e.mu.Unlock()
