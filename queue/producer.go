@@ -59,7 +59,11 @@ func (p *Producer) Queue() string { return p.queue }
 //
 // The error wraps the go-redis error (a key of another type gives Redis's
 // WRONGTYPE reply). After a network error or a cancelled ctx the job may or
-// may not have been pushed.
+// may not have been pushed. go-redis resends a command whose reply was lost
+// (Options.MaxRetries), so a job can also be pushed twice with the same ID:
+// consumers then handle it twice, and its dead letter can appear twice.
+// Handlers must be idempotent in any case; set MaxRetries to -1 on the
+// producer's client to make the retry yours.
 func (p *Producer) Push(ctx context.Context, values map[string]any) (string, error) {
 	ids, err := p.PushBatch(ctx, []map[string]any{values})
 	if be, ok := errors.AsType[*BatchError](err); ok {

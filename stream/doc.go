@@ -22,9 +22,11 @@
 // restores Redis's own trimming for streams where losing unconsumed work is
 // acceptable.
 //
-// An add that fails with a network error or a cancelled context may still
-// have reached Redis; retrying it can add the entry twice, which idempotent
-// handlers tolerate.
+// An add that fails with a network error, or whose deadline passed after
+// its entry was sent, may still have reached Redis; retrying it can add the
+// entry twice, which idempotent handlers tolerate. A single add whose
+// context ends while it is still queued behind other adds (see
+// [Producer.AddEntry]) was not sent and is not added.
 //
 // # Wire format
 //
