@@ -16,6 +16,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/backoff"
+	"github.com/streamgroup/streamgroup/internal/credit"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/stream"
 )
@@ -50,7 +51,7 @@ type Consumer struct {
 	h       handler.Handler
 	s       scripts
 	log     *slog.Logger
-	credits *credits
+	credits *credit.Pool
 	queue   chan *job // fetched jobs waiting for a worker
 
 	stopping  atomic.Bool // the drain started: queued jobs are handed back
@@ -141,7 +142,7 @@ func newConsumer(m mode, rdb redis.UniversalClient, queues []string, name string
 		h:                h,
 		s:                newScripts(),
 		log:              cfg.Logger,
-		credits:          newCredits(slots),
+		credits:          credit.New(slots),
 		queue:            make(chan *job, slots),
 		held:             make(map[string]int),
 		ackWake:          make(chan struct{}, 1),
@@ -386,7 +387,7 @@ func (c *Consumer) fetchLoop(ctx context.Context) error {
 	total := c.cfg.Concurrency + c.cfg.Prefetch
 	c.lastResync = time.Now()
 	for {
-		n := c.credits.take(ctx, c.cfg.Prefetch, total)
+		n := c.credits.Take(ctx, c.cfg.Prefetch, total)
 		if n == 0 {
 			return nil
 		}
@@ -394,7 +395,7 @@ func (c *Consumer) fetchLoop(ctx context.Context) error {
 			c.lastResync = time.Now()
 			jobs, err := c.resync(ctx, n)
 			if err != nil {
-				c.credits.give(n)
+				c.credits.Give(n)
 				if err := c.handleErr(ctx, "resync", err, &attempt); err != nil {
 					return stopped(err)
 				}
@@ -403,7 +404,7 @@ func (c *Consumer) fetchLoop(ctx context.Context) error {
 			for _, j := range jobs {
 				c.dispatch(j)
 			}
-			c.credits.give(n - len(jobs))
+			c.credits.Give(n - len(jobs))
 			continue
 		}
 		fair := !c.cfg.StrictPriority && len(c.cfg.queues) > 1 && c.sinceFair >= c.cfg.StarvationLimit
@@ -415,7 +416,7 @@ func (c *Consumer) fetchLoop(ctx context.Context) error {
 			jobs, err = c.fetchSimple(ctx, n, fair)
 		}
 		if err != nil {
-			c.credits.give(n)
+			c.credits.Give(n)
 			if err := c.handleErr(ctx, "fetch", err, &attempt); err != nil {
 				return stopped(err)
 			}
@@ -430,7 +431,7 @@ func (c *Consumer) fetchLoop(ctx context.Context) error {
 		for _, j := range jobs {
 			c.dispatch(j)
 		}
-		c.credits.give(n - len(jobs))
+		c.credits.Give(n - len(jobs))
 		if len(jobs) < n && c.reliable() {
 			if err := c.wait(ctx); err != nil && !rediserr.IsNil(err) {
 				if err := c.handleErr(ctx, "BLMOVE", err, &attempt); err != nil {
@@ -464,7 +465,7 @@ func (c *Consumer) worker() {
 		} else {
 			c.processGuarded(j)
 		}
-		c.credits.give(1)
+		c.credits.Give(1)
 	}
 }
 
@@ -482,7 +483,7 @@ func (c *Consumer) processGuarded(j *job) {
 		c.report(fmt.Errorf("queue: handler called runtime.Goexit on job %s", j.msg.ID))
 		c.c.failed.Add(1)
 		c.scheduleRetry(j, c.retryBackoff.Delay(int(j.msg.Deliveries-1)))
-		c.credits.give(1)
+		c.credits.Give(1)
 		c.handlers.Go(c.worker)
 	}()
 	c.process(j)
@@ -751,18 +752,18 @@ func (c *Consumer) runPending(ctx context.Context, p *pending) bool {
 	var err error
 	switch p.kind {
 	case kindRedeliver:
-		if c.credits.take(ctx, 1, 1) == 0 {
+		if c.credits.Take(ctx, 1, 1) == 0 {
 			return false
 		}
 		var ok bool
 		ok, err = c.bump(ctx, p.j, p.again)
 		switch {
 		case err != nil:
-			c.credits.give(1)
+			c.credits.Give(1)
 			p.again = true
 			c.transient("retry", err)
 		case !ok:
-			c.credits.give(1)
+			c.credits.Give(1)
 			c.log.Info("failed job no longer in the processing list (recovered by another consumer); not retried", "queue", c.cfg.queues[p.j.q], "id", p.j.msg.ID)
 		default:
 			c.dispatch(p.j)
@@ -851,7 +852,7 @@ func (c *Consumer) drain() error {
 	var unstarted []*job
 	for j := range c.queue {
 		unstarted = append(unstarted, j)
-		c.credits.give(1)
+		c.credits.Give(1)
 	}
 	c.mu.Lock()
 	unstarted = append(unstarted, c.unstarted...)

@@ -1,11 +1,8 @@
 package queue
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"testing/synctest"
-	"time"
 	"unicode/utf8"
 
 	"github.com/streamgroup/streamgroup/stream"
@@ -68,40 +65,6 @@ func FuzzEnvelope(f *testing.F) {
 		el := decodeElement(withAttempts(raw, n+1))
 		if el.bad != "" || el.env.N != n+1 || el.env.ID != "id" || el.env.V[k] != v {
 			t.Fatalf("decode(withAttempts(%q)) = %+v; want n=%d and the same values", raw, el, n+1)
-		}
-	})
-}
-
-// Credits are served first come, first served, and a waiter whose context
-// ends gives up without losing credits.
-func TestCredits(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		c := newCredits(4)
-		if got := c.take(t.Context(), 2, 4); got != 4 {
-			t.Fatalf("take(2, 4) = %d; want 4", got)
-		}
-		big, small := make(chan int, 1), make(chan int, 1)
-		go func() { big <- c.take(context.Background(), 3, 3) }()
-		synctest.Wait()
-		go func() { small <- c.take(context.Background(), 1, 1) }()
-		synctest.Wait()
-		c.give(1) // enough for the second in line only: nobody is served
-		synctest.Wait()
-		if len(big)+len(small) != 0 {
-			t.Fatalf("a waiter was served out of order")
-		}
-		c.give(3)
-		if b, s := <-big, <-small; b != 3 || s != 1 {
-			t.Fatalf("served big %d, small %d; want 3 and 1", b, s)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if got := c.take(ctx, 1, 1); got != 0 {
-			t.Fatalf("take with no credits free = %d after the deadline; want 0", got)
-		}
-		c.give(4)
-		if got := c.take(t.Context(), 4, 4); got != 4 {
-			t.Fatalf("take(4, 4) after giving all back = %d; want 4", got)
 		}
 	})
 }

@@ -49,7 +49,7 @@ func BenchmarkDispatch(b *testing.B) {
 				n := min(batch, b.N-i)
 				// As the reader does: take credits for a read, dispatch
 				// what it returned.
-				if got := e.credits.take(context.Background(), n, n); got != n {
+				if got := e.credits.Take(context.Background(), n, n); got != n {
 					b.Fatalf("took %d credits; want %d", got, n)
 				}
 				ms = ms[:0]

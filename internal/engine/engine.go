@@ -17,6 +17,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/backoff"
+	"github.com/streamgroup/streamgroup/internal/credit"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/stream"
 )
@@ -69,7 +70,7 @@ type unstarted struct {
 type Engine struct {
 	cfg     Config
 	log     *slog.Logger
-	credits *credits
+	credits *credit.Pool
 	queue   chan stream.Message // fetched entries waiting for a worker
 	// stopping is set when the drain starts: workers then leave the
 	// entries still queued pending instead of starting them.
@@ -108,7 +109,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg:              cfg,
 		log:              cfg.Logger,
-		credits:          newCredits(cfg.Concurrency + initialPrefetch(cfg)),
+		credits:          credit.New(cfg.Concurrency + initialPrefetch(cfg)),
 		queue:            make(chan stream.Message, cfg.Concurrency+cfg.Prefetch),
 		holds:            make(map[string]held),
 		ackWake:          make(chan struct{}, 1),
@@ -304,7 +305,7 @@ func (e *Engine) worker() {
 			n++
 			e.processGuarded(msg, e.cfg.AdaptivePrefetch && n%sampleEvery == 1)
 		}
-		e.credits.give(1)
+		e.credits.Give(1)
 	}
 }
 
@@ -322,7 +323,7 @@ func (e *Engine) processGuarded(msg *stream.Message, timed bool) {
 		e.log.Error("handler called runtime.Goexit; the entry stays pending", "id", msg.ID)
 		e.report(fmt.Errorf("group: handler called runtime.Goexit on entry %s", msg.ID))
 		e.unhold(msg.ID)
-		e.credits.give(1)
+		e.credits.Give(1)
 		e.handlers.Go(e.worker)
 	}()
 	e.process(msg, timed)

@@ -74,11 +74,11 @@ func (e *Engine) readLoop(ctx context.Context) error {
 		}
 		if len(xs) == 0 {
 			e.log.Debug("own pending entries done; reading new entries")
-			e.credits.give(n)
+			e.credits.Give(n)
 			break
 		}
 		cursor = xs[len(xs)-1].ID
-		e.credits.give(n - e.deliverRead(ctx, xs, false))
+		e.credits.Give(n - e.deliverRead(ctx, xs, false))
 	}
 	readers := 1
 	if e.cfg.Concurrency > 1 {
@@ -94,7 +94,7 @@ func (e *Engine) readLoop(ctx context.Context) error {
 					return err
 				}
 				idle = len(xs) < n
-				e.credits.give(n - e.deliverRead(ctx, xs, true))
+				e.credits.Give(n - e.deliverRead(ctx, xs, true))
 			}
 		})
 	}
@@ -117,7 +117,7 @@ func (e *Engine) read(ctx context.Context, cursor string, attempt *int, idle boo
 		if idle {
 			hi = lo
 		}
-		n = e.credits.take(ctx, lo, hi)
+		n = e.credits.Take(ctx, lo, hi)
 		if n == 0 {
 			return nil, 0, false, nil
 		}
@@ -134,7 +134,7 @@ func (e *Engine) read(ctx context.Context, cursor string, attempt *int, idle boo
 		start := time.Now()
 		res, err := e.cfg.Client.XReadGroup(ctx, args).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
-			e.credits.give(n)
+			e.credits.Give(n)
 			if err := e.handleErr(ctx, "XREADGROUP", err, attempt); err != nil {
 				return nil, 0, false, stopped(err)
 			}
@@ -238,14 +238,14 @@ func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 		// Concurrency, what idle readers leave free), not for every credit
 		// a worker gives back.
 		p := e.prefetch()
-		n := e.credits.take(ctx, min((p+1)/2, e.cfg.Concurrency, e.cfg.ReclaimCount), e.cfg.ReclaimCount)
+		n := e.credits.Take(ctx, min((p+1)/2, e.cfg.Concurrency, e.cfg.ReclaimCount), e.cfg.ReclaimCount)
 		if n == 0 {
 			return errStop
 		}
 		start := time.Now()
 		res, err := e.claim(ctx, cursor, n)
 		if err != nil {
-			e.credits.give(n)
+			e.credits.Give(n)
 			if err := e.handleErr(ctx, "XAUTOCLAIM", err, attempt); err != nil {
 				return err
 			}
@@ -258,7 +258,7 @@ func (e *Engine) reclaimPass(ctx context.Context, attempt *int) error {
 			}
 		}
 		next, used, err := e.deliverClaimed(ctx, res)
-		e.credits.give(n - used)
+		e.credits.Give(n - used)
 		if err != nil {
 			return err
 		}
@@ -395,7 +395,7 @@ func (e *Engine) retryLoop(ctx context.Context) error {
 			}
 			continue
 		}
-		n := e.credits.take(ctx, 1, min(len(due), scriptBatch))
+		n := e.credits.Take(ctx, 1, min(len(due), scriptBatch))
 		if n == 0 {
 			return nil
 		}
@@ -407,7 +407,7 @@ func (e *Engine) retryLoop(ctx context.Context) error {
 		}
 		res, err := retryScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream}, args...).Slice()
 		if err != nil {
-			e.credits.give(n)
+			e.credits.Give(n)
 			if err := e.handleErr(ctx, "retry XCLAIM", err, &attempt); err != nil {
 				return stopped(err)
 			}
@@ -439,7 +439,7 @@ func (e *Engine) retryLoop(ctx context.Context) error {
 				e.unholdRetry(id)
 			}
 		}
-		e.credits.give(n - used)
+		e.credits.Give(n - used)
 	}
 }
 

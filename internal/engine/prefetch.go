@@ -51,7 +51,7 @@ func (e *Engine) prefetch() int {
 	}
 	p := prefetchFor(e.cfg.Concurrency, e.cfg.Prefetch,
 		time.Duration(e.fetchNs.Load()), time.Duration(e.handlerNs.Load()))
-	e.credits.resize(e.cfg.Concurrency + p)
+	e.credits.Resize(e.cfg.Concurrency + p)
 	return p
 }
 
