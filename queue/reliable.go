@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/internal/backoff"
+	"github.com/streamgroup/streamgroup/internal/flush"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -163,53 +164,16 @@ func (c *Consumer) resync(ctx context.Context, n int) ([]*job, error) {
 // ends, with a context of its own (AckTimeout), so finished work is removed
 // even during shutdown.
 func (c *Consumer) ackLoop(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	armed := false
-	attempt := 0
-	var notBefore time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			c.finalFlush()
-			return
-		case <-c.ackWake:
-			c.mu.Lock()
-			n := len(c.ackBuf)
-			c.mu.Unlock()
-			if n < c.cfg.AckBatch || time.Now().Before(notBefore) {
-				if !armed && n > 0 {
-					timer.Reset(max(c.cfg.AckInterval, time.Until(notBefore)))
-					armed = true
-				}
-				continue
-			}
-		case <-timer.C:
-			armed = false
-		}
-		if err := c.flushAcks(ctx); err != nil {
-			if ctx.Err() != nil {
-				continue // the final flush retries
-			}
-			d := c.transientBackoff.Delay(attempt)
-			attempt++
-			notBefore = time.Now().Add(d)
-			c.transient("LREM", err)
-			if !armed {
-				timer.Reset(d)
-				armed = true
-			}
-			continue
-		}
-		attempt = 0
-		c.mu.Lock()
-		n := len(c.ackBuf)
-		c.mu.Unlock()
-		if n > 0 && !armed {
-			timer.Reset(c.cfg.AckInterval)
-			armed = true
-		}
-	}
+	flush.Loop(ctx, c.ackWake, c.cfg.AckBatch, c.cfg.AckInterval, c.transientBackoff,
+		c.ackPending, c.flushAcks, func(err error) { c.transient("LREM", err) })
+	c.finalFlush()
+}
+
+// ackPending returns how many removals are queued.
+func (c *Consumer) ackPending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.ackBuf)
 }
 
 func (c *Consumer) finalFlush() {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/streamgroup/streamgroup/internal/backoff"
+	"github.com/streamgroup/streamgroup/internal/flush"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/stream"
 )
@@ -576,53 +577,16 @@ func (e *Engine) ack(id string) {
 // with a context of its own (AckTimeout) so finished work is acknowledged
 // even during shutdown.
 func (e *Engine) ackLoop(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	armed := false
-	attempt := 0
-	var notBefore time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			e.finalFlush()
-			return
-		case <-e.ackWake:
-			e.mu.Lock()
-			n := len(e.ackBuf)
-			e.mu.Unlock()
-			if n < e.cfg.AckBatch || time.Now().Before(notBefore) {
-				if !armed && n > 0 {
-					timer.Reset(max(e.cfg.AckInterval, time.Until(notBefore)))
-					armed = true
-				}
-				continue
-			}
-		case <-timer.C:
-			armed = false
-		}
-		if err := e.flushAcks(ctx); err != nil {
-			if ctx.Err() != nil {
-				continue // the final flush retries
-			}
-			d := e.transientBackoff.Delay(attempt)
-			attempt++
-			notBefore = time.Now().Add(d)
-			e.transient("XACK", err)
-			if !armed {
-				timer.Reset(d)
-				armed = true
-			}
-			continue
-		}
-		attempt = 0
-		e.mu.Lock()
-		n := len(e.ackBuf)
-		e.mu.Unlock()
-		if n > 0 && !armed {
-			timer.Reset(e.cfg.AckInterval)
-			armed = true
-		}
-	}
+	flush.Loop(ctx, e.ackWake, e.cfg.AckBatch, e.cfg.AckInterval, e.transientBackoff,
+		e.ackPending, e.flushAcks, func(err error) { e.transient("XACK", err) })
+	e.finalFlush()
+}
+
+// ackPending returns how many acks are queued.
+func (e *Engine) ackPending() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.ackBuf)
 }
 
 func (e *Engine) finalFlush() {
