@@ -86,7 +86,7 @@ func TestUnusualEntries(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			if err := r.stop(); err != nil {
+			if err := r.Stop(); err != nil {
 				t.Fatalf("Run = %v; want nil", err)
 			}
 			dl := deadLetters(t, rdb, dead)
@@ -195,7 +195,7 @@ func TestHandlerIgnoringContext(t *testing.T) {
 		t.Fatal("handler never started")
 	}
 	begin := time.Now()
-	err := r.stop()
+	err := r.Stop()
 	took := time.Since(begin)
 	if !errors.Is(err, group.ErrDrainTimeout) || !strings.Contains(err.Error(), "1 handlers still running") {
 		t.Fatalf("Run = %v; want ErrDrainTimeout with one handler still running", err)
@@ -267,7 +267,7 @@ func TestClosedClient(t *testing.T) {
 			var err error
 			eventually(t, 10*time.Second, "Run to return on its own", func() bool {
 				var ok bool
-				err, ok = r.exited()
+				err, ok = r.Exited()
 				return ok
 			})
 			if !errors.Is(err, redis.ErrClosed) || !strings.Contains(err.Error(), key) {

@@ -30,7 +30,7 @@ func TestFIFO(t *testing.T) {
 	opts.Concurrency = 1
 	r := start(t, newConsumer(t, rdb, key, grp, "c1", rec.as("c1"), opts).Run)
 	eventually(t, 10*time.Second, "all entries handled", func() bool { return rec.distinct() == len(ids) })
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	_, order, _ := rec.snapshot()
@@ -62,7 +62,7 @@ func TestLoadSharing(t *testing.T) {
 	ids := publish(t, rdb, key, 3000, nil)
 	eventually(t, 30*time.Second, "all entries handled", func() bool { return rec.distinct() == len(ids) })
 	for i, r := range rs {
-		if err := r.stop(); err != nil {
+		if err := r.Stop(); err != nil {
 			t.Errorf("consumer %d Run = %v; want nil", i, err)
 		}
 	}
@@ -113,7 +113,7 @@ func TestRestartFinishesOwnPendingFirst(t *testing.T) {
 	c := newConsumer(t, rdb, key, grp, "worker-1", rec.as("worker-1"), opts)
 	r := start(t, c.Run)
 	eventually(t, 10*time.Second, "all entries handled", func() bool { return rec.distinct() == 10 })
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	_, order, _ := rec.snapshot()
@@ -164,7 +164,7 @@ func TestPoisonEntryIsDeadLettered(t *testing.T) {
 		n, _ := rdb.XLen(ctx, dead).Result()
 		return n == 1 && rec.distinct() == len(good)+1
 	})
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	for _, id := range good {
@@ -241,7 +241,7 @@ func TestPermanentAndUndecodableDeadLetteredAtOnce(t *testing.T) {
 		n, _ := rdb.XLen(ctx, dead).Result()
 		return n == 2 && c.Stats().Acked == 1
 	})
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	byID := map[string]stream.DeadLetter{}
@@ -294,7 +294,7 @@ func TestDeletedPendingEntryNeverReachesHandler(t *testing.T) {
 	c := newConsumer(t, rdb, key, grp, "me", rec.as("me"), opts)
 	r := start(t, c.Run)
 	eventually(t, 10*time.Second, "PEL empty", func() bool { return pending(t, rdb, key, grp) == 0 && rec.distinct() == 3 })
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	calls, _, _ := rec.snapshot()
@@ -338,7 +338,7 @@ func TestGracefulShutdown(t *testing.T) {
 			<-started
 		}
 		stopped := make(chan error, 1)
-		go func() { stopped <- r.stop() }()
+		go func() { stopped <- r.Stop() }()
 		select {
 		case err := <-stopped:
 			t.Fatalf("Run returned %v before in-flight handlers finished", err)
@@ -374,7 +374,7 @@ func TestGracefulShutdown(t *testing.T) {
 		for range 3 {
 			<-started
 		}
-		err := r.stop()
+		err := r.Stop()
 		if !errors.Is(err, group.ErrDrainTimeout) {
 			t.Fatalf("Run = %v; want ErrDrainTimeout", err)
 		}
@@ -450,7 +450,7 @@ func TestBadInput(t *testing.T) {
 		}), opts)
 		r := start(t, c.Run)
 		eventually(t, 10*time.Second, "dead letter", func() bool { return c.Stats().DeadLettered == 1 })
-		if err := r.stop(); err != nil {
+		if err := r.Stop(); err != nil {
 			t.Fatalf("Run = %v; want nil", err)
 		}
 		close(errCh)
@@ -499,7 +499,7 @@ func TestInteropPlainXADD(t *testing.T) {
 		t.Fatal("plain entry not handled")
 	}
 	eventually(t, 5*time.Second, "ack", func() bool { return c.Stats().Acked == 1 })
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	if e != (email{To: "user@example.com", Subject: "Welcome"}) {
@@ -547,7 +547,7 @@ func TestRetryHoldsAreBounded(t *testing.T) {
 			t.Errorf("held entry %s: deliveries %d, idle %v; want 1 and below MinIdle (leased)", p.ID, p.RetryCount, p.Idle)
 		}
 	}
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	if s := c.Stats(); s.Reclaimed != total-held || s.DeadLettered != total-held {
@@ -580,7 +580,7 @@ func TestHandlerGoexit(t *testing.T) {
 	eventually(t, 10*time.Second, "every entry handled and acked", func() bool {
 		return rec.distinct() == len(ids) && pending(t, rdb, key, grp) == 0
 	})
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	if d := rec.deliv[ids[3]]; len(d) != 1 || d[0] != 2 {

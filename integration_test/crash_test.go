@@ -222,12 +222,12 @@ func TestCrashedWorkerIsReclaimed(t *testing.T) {
 	survivor := newConsumer(t, rdb, key, grp, "survivor", rec.as("survivor"), fastOptions())
 	run := start(t, survivor.Run)
 	eventually(t, 20*time.Second, "every entry handled and acknowledged", func() bool {
-		if err, ok := run.exited(); ok {
+		if err, ok := run.Exited(); ok {
 			t.Fatalf("survivor Run returned early: %v", err)
 		}
 		return rec.distinct() == total && pending(t, rdb, key, grp) == 0
 	})
-	if err := run.stop(); err != nil {
+	if err := run.Stop(); err != nil {
 		t.Errorf("survivor Run = %v; want nil", err)
 	}
 

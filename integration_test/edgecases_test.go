@@ -116,13 +116,13 @@ func TestStreamDeletedWhileReadBlocked(t *testing.T) {
 	}
 	second := publish(t, rdb, key, 1, nil)[0]
 	eventually(t, 15*time.Second, "the entry added after the DEL handled", func() bool {
-		if err, ok := run.exited(); ok {
+		if err, ok := run.Exited(); ok {
 			t.Fatalf("Run returned after the stream was deleted: %v; want it to recreate the group and carry on", err)
 		}
 		n, ok := pendingOK(rdb, key, grp)
 		return rec.count(second) == 1 && ok && n == 0
 	})
-	if err := run.stop(); err != nil {
+	if err := run.Stop(); err != nil {
 		t.Errorf("Run = %v; want nil", err)
 	}
 }
@@ -167,7 +167,7 @@ func TestFailoverWhileReadBlocked(t *testing.T) {
 		}
 	})
 	eventually(t, 10*time.Second, "the consumer to see the role change", func() bool {
-		if err, ok := run.exited(); ok {
+		if err, ok := run.Exited(); ok {
 			t.Fatalf("Run returned during a failover: %v; want it to retry and carry on", err)
 		}
 		return errs.has("READONLY") || errs.has("UNBLOCKED")
@@ -178,13 +178,13 @@ func TestFailoverWhileReadBlocked(t *testing.T) {
 	promoted = true
 	second := publish(t, admin, key, 1, nil)[0]
 	eventually(t, 20*time.Second, "the entry added after the failover handled", func() bool {
-		if err, ok := run.exited(); ok {
+		if err, ok := run.Exited(); ok {
 			t.Fatalf("Run returned during a failover: %v; want it to retry and carry on", err)
 		}
 		n, ok := pendingOK(admin, key, grp)
 		return rec.count(second) == 1 && ok && n == 0
 	})
-	if err := run.stop(); err != nil {
+	if err := run.Stop(); err != nil {
 		t.Errorf("Run = %v; want nil", err)
 	}
 }
@@ -238,7 +238,7 @@ func TestLeaseNearMinIdle(t *testing.T) {
 	// Every handler that started has returned by now (the entry is acked
 	// and B's handler, if any, started before A's returned).
 	for _, r := range []*running{runA, runB} {
-		if err := r.stop(); err != nil {
+		if err := r.Stop(); err != nil {
 			t.Errorf("Run = %v; want nil", err)
 		}
 	}
@@ -279,7 +279,7 @@ func TestSameNameCrashLoopDeadLettered(t *testing.T) {
 	c := newConsumer(t, rdb, key, grp, "w", rec.as("w"), opts)
 	r := start(t, c.Run)
 	eventually(t, 10*time.Second, "PEL empty", func() bool { return pending(t, rdb, key, grp) == 0 })
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	if n := rec.count(poison); n != 0 {
@@ -323,7 +323,7 @@ func TestEntryDeletedWhileAwaitingRetry(t *testing.T) {
 	eventually(t, 10*time.Second, "the deleted entry dropped from the PEL", func() bool {
 		return pending(t, rdb, key, grp) == 0 && c.Stats().DeletedInPEL == 1
 	})
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	if n := rec.count(id); n != 1 {
@@ -375,10 +375,10 @@ func TestDeadLetterKeyWrongType(t *testing.T) {
 		n, _ := rdb.XLen(ctx, dead).Result()
 		return n == 1 && pending(t, rdb, key, grp) == 0
 	})
-	if err, ok := r.exited(); ok {
+	if err, ok := r.Exited(); ok {
 		t.Fatalf("Run returned early: %v", err)
 	}
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	dl := deadLetters(t, rdb, dead)

@@ -83,7 +83,7 @@ func TestSlowHandlerKeepsLease(t *testing.T) {
 		return rec.count(id) >= 1 && pending(t, rdb, key, grp) == 0
 	})
 	for _, name := range names {
-		if err := runs[name].stop(); err != nil { // waits for any handler still running
+		if err := runs[name].Stop(); err != nil { // waits for any handler still running
 			t.Errorf("consumer %s: Run = %v; want nil", name, err)
 		}
 	}

@@ -77,7 +77,7 @@ func TestRunLeavesNothingBehindAndLogsFixedKeys(t *testing.T) {
 	if engineGoroutines() == 0 {
 		t.Fatal("no engine goroutines while running; the check is broken")
 	}
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	if n := engineGoroutines(); n != 0 {

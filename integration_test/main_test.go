@@ -132,44 +132,6 @@ func (r *recorder) snapshot() (calls map[string]int, order []string, by map[stri
 	return calls, append([]string(nil), r.order...), by
 }
 
-// running is a consumer whose Run is in progress.
-type running struct {
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
-	err    error
-}
-
-// start runs c.Run in a goroutine; stop (also run by t.Cleanup) cancels it
-// and returns Run's result.
-func start(t testing.TB, run func(context.Context) error) *running {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- run(ctx) }()
-	t.Cleanup(func() { _ = r.stop() })
-	return r
-}
-
-func (r *running) stop() error {
-	r.once.Do(func() {
-		r.cancel()
-		r.err = <-r.done
-	})
-	return r.err
-}
-
-// exited reports Run's result if it has returned on its own.
-func (r *running) exited() (error, bool) {
-	select {
-	case err := <-r.done:
-		r.once.Do(func() { r.err = err })
-		return err, true
-	default:
-		return nil, false
-	}
-}
-
 func newConsumer(t testing.TB, rdb redis.UniversalClient, key, grp, name string, h handler.Handler, opts *group.Options) *group.Consumer {
 	t.Helper()
 	c, err := group.NewConsumer(rdb, key, grp, name, h, opts)
@@ -177,18 +139,6 @@ func newConsumer(t testing.TB, rdb redis.UniversalClient, key, grp, name string,
 		t.Fatalf("NewConsumer: %v", err)
 	}
 	return c
-}
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // pending returns the group's pending count.
@@ -231,3 +181,11 @@ func abandon(t testing.TB, rdb redis.UniversalClient, key, grp, consumer string,
 		t.Fatalf("XREADGROUP as %q: %v", consumer, err)
 	}
 }
+
+// The Run harness and the polling wait are internal/redistest's.
+type running = redistest.Running
+
+var (
+	start      = redistest.Go
+	eventually = redistest.Eventually
+)

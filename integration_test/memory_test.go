@@ -103,7 +103,7 @@ func TestBacklogHoldsAtMostConcurrencyPlusPrefetch(t *testing.T) {
 	eventually(t, 10*time.Second, "the whole backlog handled and acknowledged", func() bool {
 		return rec.distinct() == total && pending(t, rdb, key, grp) == 0
 	})
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	for _, id := range ids {

@@ -106,7 +106,7 @@ func TestAdaptivePrefetch(t *testing.T) {
 				&group.Options{Concurrency: 4, Block: 100 * time.Millisecond})
 			r := start(t, c.Run)
 			eventually(t, 60*time.Second, "every entry handled", func() bool { return rec.distinct() == tc.entries })
-			if err := r.stop(); err != nil {
+			if err := r.Stop(); err != nil {
 				t.Fatalf("Run: %v", err)
 			}
 			tc.check(t, rc.max())
@@ -198,10 +198,10 @@ func TestUnstartedEntriesReleasedOnStop(t *testing.T) {
 	r := start(t, c.Run)
 	eventually(t, 10*time.Second, "all entries fetched", func() bool { return pending(t, rdb, key, grp) == n })
 
-	r.cancel()
+	r.Cancel()
 	<-draining
 	close(unblock)
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	if got := c.Stats().Released; got != n-1 {

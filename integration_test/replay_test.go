@@ -35,7 +35,7 @@ func TestReplayFromOldID(t *testing.T) {
 	eventually(t, 15*time.Second, "the first run to handle and acknowledge every entry", func() bool {
 		return first.distinct() == total && pending(t, rdb, key, grp) == 0
 	})
-	if err := r1.stop(); err != nil {
+	if err := r1.Stop(); err != nil {
 		t.Fatalf("first run: Run = %v; want nil", err)
 	}
 
@@ -65,7 +65,7 @@ func TestReplayFromOldID(t *testing.T) {
 	eventually(t, 15*time.Second, "the replay to handle and acknowledge the entries after the new position", func() bool {
 		return second.distinct() >= len(want) && pending(t, rdb, key, grp) == 0
 	})
-	if err := r2.stop(); err != nil {
+	if err := r2.Stop(); err != nil {
 		t.Fatalf("replay run: Run = %v; want nil", err)
 	}
 

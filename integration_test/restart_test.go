@@ -124,7 +124,7 @@ func TestRedisRestartMidRun(t *testing.T) {
 			// by themselves.
 			eventually(t, 20*time.Second, "both consumers to report a failed XREADGROUP", func() bool {
 				for _, name := range names {
-					if err, ok := runs[name].exited(); ok {
+					if err, ok := runs[name].Exited(); ok {
 						t.Fatalf("consumer %s: Run returned while Redis was down: %v", name, err)
 					}
 				}
@@ -136,7 +136,7 @@ func TestRedisRestartMidRun(t *testing.T) {
 
 			eventually(t, 60*time.Second, "every entry handled and acknowledged after the restart", func() bool {
 				for _, name := range names {
-					if err, ok := runs[name].exited(); ok {
+					if err, ok := runs[name].Exited(); ok {
 						t.Fatalf("consumer %s: Run returned early: %v", name, err)
 					}
 				}
@@ -144,7 +144,7 @@ func TestRedisRestartMidRun(t *testing.T) {
 				return ok && n == 0 && rec.distinct() == total
 			})
 			for _, name := range names {
-				if err := runs[name].stop(); err != nil {
+				if err := runs[name].Stop(); err != nil {
 					t.Errorf("consumer %s: Run = %v; want nil", name, err)
 				}
 			}
@@ -243,7 +243,7 @@ func TestGroupDeletedWhileRunning(t *testing.T) {
 
 	eventually(t, 20*time.Second, "every entry handled and acknowledged in the new group", func() bool {
 		for _, name := range names {
-			if err, ok := runs[name].exited(); ok {
+			if err, ok := runs[name].Exited(); ok {
 				t.Fatalf("consumer %s: Run returned early: %v", name, err)
 			}
 		}
@@ -251,7 +251,7 @@ func TestGroupDeletedWhileRunning(t *testing.T) {
 		return ok && n == 0 && rec.distinct() == before+after
 	})
 	for _, name := range names {
-		if err := runs[name].stop(); err != nil {
+		if err := runs[name].Stop(); err != nil {
 			t.Errorf("consumer %s: Run = %v; want nil", name, err)
 		}
 	}

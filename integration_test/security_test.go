@@ -221,7 +221,7 @@ func wholeFlow(t *testing.T, rdb *redis.Client, key string) []error {
 	runR := start(t, r.Run)
 	eventually(t, 20*time.Second, "every entry handled or dead-lettered, nothing pending", func() bool {
 		for _, run := range []*running{runC, runR} {
-			if err, ok := run.exited(); ok {
+			if err, ok := run.Exited(); ok {
 				t.Fatalf("Run returned early: %v (OnError: %v)", err, errs.all())
 			}
 		}
@@ -230,7 +230,7 @@ func wholeFlow(t *testing.T, rdb *redis.Client, key string) []error {
 		return ok && n == 0 && dl == 2 && rec.distinct() == len(ids)+2
 	})
 	for _, run := range []*running{runC, runR} {
-		if err := run.stop(); err != nil {
+		if err := run.Stop(); err != nil {
 			t.Fatalf("Run = %v; want nil (OnError: %v)", err, errs.all())
 		}
 	}
@@ -407,7 +407,7 @@ func TestACLMissingPermission(t *testing.T) {
 				var err error
 				eventually(t, 10*time.Second, "Run to return", func() bool {
 					var ok bool
-					err, ok = run.exited()
+					err, ok = run.Exited()
 					return ok
 				})
 				if err == nil || !containsAll(err.Error(), want...) {
@@ -417,7 +417,7 @@ func TestACLMissingPermission(t *testing.T) {
 			}
 			deadline := time.Now().Add(10 * time.Second)
 			for errs.find(want...) == nil {
-				if err, ok := run.exited(); ok {
+				if err, ok := run.Exited(); ok {
 					t.Fatalf("Run returned %v; want it to carry on and report", err)
 				}
 				if time.Now().After(deadline) {
@@ -432,7 +432,7 @@ func TestACLMissingPermission(t *testing.T) {
 			if n := len(errs.all()) - n0; n > 30 {
 				t.Errorf("%d errors reported in one second; want a bounded rate, not a spin", n)
 			}
-			if err := run.stop(); err != nil {
+			if err := run.Stop(); err != nil {
 				t.Errorf("Run = %v; want nil", err)
 			}
 			if n := pending(t, admin, key, "workers"); n != 1 {
@@ -495,7 +495,7 @@ func TestTLS(t *testing.T) {
 		n, ok := pendingOK(rdb, key, "workers")
 		return handled.Load() == 20 && ok && n == 0
 	})
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	if s := c.Stats(); s.Acked != 19 || s.DeadLettered != 1 {
@@ -623,7 +623,7 @@ func TestNoSecretsInLogsOrErrors(t *testing.T) {
 		n, ok := pendingOK(rdb, key, grp)
 		return ok && n == 0 && deadCount() == 4
 	})
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 
@@ -679,7 +679,7 @@ func TestDecodeErrorsDoNotLeakPayload(t *testing.T) {
 	c := newConsumer(t, rdb, key, grp, "c1", h, opts)
 	r := start(t, c.Run)
 	eventually(t, 10*time.Second, "both entries dead-lettered", func() bool { return c.Stats().DeadLettered == 2 })
-	if err := r.stop(); err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}
 	leakCheck(t, logs.String(), errs.all(), map[string]string{"payload value": secret})

@@ -39,7 +39,7 @@ func BenchmarkQueueDrain(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
-			if err := run.stop(); err != nil {
+			if err := run.Stop(); err != nil {
 				b.Fatal(err)
 			}
 		})

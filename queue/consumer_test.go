@@ -35,7 +35,7 @@ func TestQueueFIFO(t *testing.T) {
 			// More jobs pushed while it runs keep their place too.
 			ids = append(ids, push(t, rdb, q, 20)...)
 			eventually(t, 20*time.Second, "every job handled", func() bool { return rec.calls() >= len(ids) })
-			if err := run.stop(); err != nil {
+			if err := run.Stop(); err != nil {
 				t.Errorf("Run = %v; want nil", err)
 			}
 			order, deliv, msgs := rec.snapshot()
@@ -83,7 +83,7 @@ func TestQueuePriority(t *testing.T) {
 				c := m.new(t, rdb, []string{high, low}, rec, opts)
 				run := start(t, c.Run)
 				eventually(t, 20*time.Second, "every job handled", func() bool { return rec.calls() >= 45 })
-				if err := run.stop(); err != nil {
+				if err := run.Stop(); err != nil {
 					t.Errorf("Run = %v; want nil", err)
 				}
 				order, _, msgs := rec.snapshot()
@@ -162,7 +162,7 @@ func TestQueuePoisonJobDeadLettered(t *testing.T) {
 			run := start(t, c.Run)
 			eventually(t, 20*time.Second, "three dead letters", func() bool { return llen(t, rdb, queue.DeadLetterKey(q)) == 3 })
 			eventually(t, 5*time.Second, "the good job acknowledged", func() bool { return c.Stats().Acked == 1 })
-			if err := run.stop(); err != nil {
+			if err := run.Stop(); err != nil {
 				t.Errorf("Run = %v; want nil", err)
 			}
 			_, deliv, _ := rec.snapshot()
@@ -241,7 +241,7 @@ func TestQueueGracefulShutdown(t *testing.T) {
 			eventually(t, 10*time.Second, "two handlers running", func() bool { return started.Load() == 2 })
 			eventually(t, 10*time.Second, "five jobs fetched", func() bool { return llen(t, rdb, q) == 5 })
 			stopped := make(chan error, 1)
-			go func() { stopped <- run.stop() }()
+			go func() { stopped <- run.Stop() }()
 			time.Sleep(100 * time.Millisecond) // Run must be waiting for the handlers now
 			select {
 			case err := <-stopped:
@@ -318,7 +318,7 @@ func TestQueueDrainTimeout(t *testing.T) {
 	c := reliable(t, rdb, []string{q}, "stuck", stuck, opts)
 	run := start(t, c.Run)
 	eventually(t, 10*time.Second, "the handler to start", started.Load)
-	if err := run.stop(); !errors.Is(err, queue.ErrDrainTimeout) {
+	if err := run.Stop(); !errors.Is(err, queue.ErrDrainTimeout) {
 		t.Fatalf("Run = %v; want ErrDrainTimeout", err)
 	}
 	if n := llen(t, rdb, queue.ProcessingKey(q, "stuck")); n != 1 {
@@ -328,7 +328,7 @@ func TestQueueDrainTimeout(t *testing.T) {
 	other := reliable(t, rdb, []string{q}, "other", rec, fastOptions())
 	run2 := start(t, other.Run)
 	eventually(t, 10*time.Second, "the job recovered and handled", func() bool { return other.Stats().Acked == 1 })
-	if err := run2.stop(); err != nil {
+	if err := run2.Stop(); err != nil {
 		t.Errorf("Run = %v; want nil", err)
 	}
 	_, deliv, _ := rec.snapshot()
@@ -355,7 +355,7 @@ func TestQueueWrongType(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := m.new(t, rdb, []string{good, bad}, newRecorder(nil), fastOptions())
-			err := start(t, c.Run).wait(t, 10*time.Second)
+			err := start(t, c.Run).Wait(t, 10*time.Second)
 			if !errors.Is(err, queue.ErrNotList) || !strings.Contains(err.Error(), strconv.Quote(bad)) {
 				t.Errorf("Run = %v; want ErrNotList naming %q", err, bad)
 			}
@@ -376,7 +376,7 @@ func TestQueueWrongType(t *testing.T) {
 		if err := rdb.HSet(context.Background(), q, "f", "v").Err(); err != nil {
 			t.Fatal(err)
 		}
-		err := run.wait(t, 10*time.Second)
+		err := run.Wait(t, 10*time.Second)
 		if !errors.Is(err, queue.ErrNotList) || !strings.Contains(err.Error(), strconv.Quote(q)) {
 			t.Errorf("Run = %v; want ErrNotList naming %q", err, q)
 		}
@@ -422,7 +422,7 @@ func TestQueueGarbageEnvelope(t *testing.T) {
 			eventually(t, 10*time.Second, "the garbage dead-lettered and the jobs handled", func() bool {
 				return llen(t, rdb, queue.DeadLetterKey(q)) == int64(len(garbage)) && rec.calls() == 2
 			})
-			if err := run.stop(); err != nil {
+			if err := run.Stop(); err != nil {
 				t.Errorf("Run = %v; want nil", err)
 			}
 			var got []string
@@ -496,7 +496,7 @@ func TestQueuePlainStringsAndDuplicates(t *testing.T) {
 			c := m.new(t, rdb, []string{q}, rec, fastOptions())
 			run := start(t, c.Run)
 			eventually(t, 10*time.Second, "four jobs acknowledged", func() bool { return c.Stats().Acked == 4 })
-			if err := run.stop(); err != nil {
+			if err := run.Stop(); err != nil {
 				t.Errorf("Run = %v; want nil", err)
 			}
 			order, deliv, msgs := rec.snapshot()
@@ -553,7 +553,7 @@ func TestQueueRecoverExpiredConsumer(t *testing.T) {
 	c := reliable(t, rdb, []string{q}, "me", rec, fastOptions())
 	run := start(t, c.Run)
 	eventually(t, 10*time.Second, "three jobs handled", func() bool { return c.Stats().Acked == 3 })
-	if err := run.stop(); err != nil {
+	if err := run.Stop(); err != nil {
 		t.Errorf("Run = %v; want nil", err)
 	}
 	_, deliv, msgs := rec.snapshot()
@@ -639,7 +639,7 @@ func TestQueueSameHandlerAsStreams(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "three jobs handled", func() bool { return len(seen.counts()) == 3 })
 	for _, r := range runs {
-		if err := r.stop(); err != nil {
+		if err := r.Stop(); err != nil {
 			t.Errorf("Run = %v; want nil", err)
 		}
 	}

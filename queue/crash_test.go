@@ -195,12 +195,12 @@ func TestQueueListsSIGKILLRecovered(t *testing.T) {
 	survivor := reliable(t, rdb, []string{q}, "survivor", rec, childOptions())
 	run := start(t, survivor.Run)
 	eventually(t, 20*time.Second, "every job handled", func() bool {
-		if err, ok := run.exited(); ok {
+		if err, ok := run.Exited(); ok {
 			t.Fatalf("survivor Run returned early: %v", err)
 		}
 		return survivor.Stats().Acked == total
 	})
-	if err := run.stop(); err != nil {
+	if err := run.Stop(); err != nil {
 		t.Errorf("survivor Run = %v; want nil", err)
 	}
 	_, deliv, _ := rec.snapshot()
@@ -270,14 +270,14 @@ func TestQueueListsRedisRestart(t *testing.T) {
 				t.Fatalf("Start: %v", err)
 			}
 			eventually(t, 60*time.Second, "every job handled and removed", func() bool {
-				if err, ok := run.exited(); ok {
+				if err, ok := run.Exited(); ok {
 					t.Fatalf("Run returned during the outage: %v", err)
 				}
 				n1, e1 := rdb.LLen(ctx, q).Result()
 				n2, e2 := rdb.LLen(ctx, queue.ProcessingKey(q, "w")).Result()
 				return e1 == nil && e2 == nil && n1 == 0 && n2 == 0 && rec.distinct() == total
 			})
-			if err := run.stop(); err != nil {
+			if err := run.Stop(); err != nil {
 				t.Errorf("Run = %v; want nil", err)
 			}
 			_, deliv, _ := rec.snapshot()
@@ -336,7 +336,7 @@ func TestQueueListsConnectionCuts(t *testing.T) {
 	cuts := 0
 	deadline := time.Now().Add(45 * time.Second)
 	for {
-		if err, ok := run.exited(); ok {
+		if err, ok := run.Exited(); ok {
 			t.Fatalf("Run returned: %v", err)
 		}
 		n1, _ := rdb.LLen(ctx, q).Result()
@@ -353,7 +353,7 @@ func TestQueueListsConnectionCuts(t *testing.T) {
 		}
 		time.Sleep(time.Duration(15+cuts%20) * time.Millisecond)
 	}
-	if err := run.stop(); err != nil {
+	if err := run.Stop(); err != nil {
 		t.Errorf("Run = %v; want nil", err)
 	}
 	_, deliv, _ := rec.snapshot()

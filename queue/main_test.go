@@ -115,69 +115,6 @@ func (r *recorder) snapshot() (order []string, deliv map[string][]int64, msgs ma
 	return slices.Clone(r.order), deliv, msgs
 }
 
-// running is a consumer whose Run is in progress.
-type running struct {
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
-	err    error
-}
-
-// start runs run in a goroutine; stop (also run by t.Cleanup) cancels it
-// and returns Run's result.
-func start(t testing.TB, run func(context.Context) error) *running {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- run(ctx) }()
-	t.Cleanup(func() { _ = r.stop() })
-	return r
-}
-
-func (r *running) stop() error {
-	r.once.Do(func() {
-		r.cancel()
-		r.err = <-r.done
-	})
-	return r.err
-}
-
-// exited reports Run's result if it has returned on its own.
-func (r *running) exited() (error, bool) {
-	select {
-	case err := <-r.done:
-		r.once.Do(func() { r.err = err })
-		return err, true
-	default:
-		return nil, false
-	}
-}
-
-// wait waits for Run to return on its own within timeout.
-func (r *running) wait(t testing.TB, timeout time.Duration) error {
-	t.Helper()
-	select {
-	case err := <-r.done:
-		r.once.Do(func() { r.err = err })
-		return err
-	case <-time.After(timeout):
-		t.Fatalf("Run did not return within %v", timeout)
-		return nil
-	}
-}
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func reliable(t testing.TB, rdb redis.UniversalClient, queues []string, name string, h handler.Handler, opts *queue.Options) *queue.Consumer {
 	t.Helper()
 	c, err := queue.NewReliableConsumer(rdb, queues, name, h, opts)
@@ -280,3 +217,11 @@ func mapsEqual(a, b map[string]int) bool { return maps.Equal(a, b) }
 func groupConsumer(rdb redis.UniversalClient, key, grp string, h handler.Handler) (*group.Consumer, error) {
 	return group.NewConsumer(rdb, key, grp, "w", h, &group.Options{Block: 100 * time.Millisecond, DrainTimeout: 5 * time.Second})
 }
+
+// The Run harness and the polling wait are internal/redistest's.
+type running = redistest.Running
+
+var (
+	start      = redistest.Go
+	eventually = redistest.Eventually
+)

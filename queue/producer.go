@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamgroup/streamgroup/internal/batcherr"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -169,15 +170,7 @@ type BatchError struct {
 
 // Error reports how many jobs failed and the first failure.
 func (e *BatchError) Error() string {
-	n, first := 0, -1
-	for i, err := range e.Errs {
-		if err != nil {
-			n++
-			if first < 0 {
-				first = i
-			}
-		}
-	}
+	n, first := batcherr.Failed(e.Errs)
 	if first < 0 {
 		return fmt.Sprintf("queue: push batch to %q: no job failed", e.Queue)
 	}
@@ -186,12 +179,4 @@ func (e *BatchError) Error() string {
 }
 
 // Unwrap returns the non-nil errors of Errs.
-func (e *BatchError) Unwrap() []error {
-	var errs []error
-	for _, err := range e.Errs {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errs
-}
+func (e *BatchError) Unwrap() []error { return batcherr.NonNil(e.Errs) }

@@ -184,44 +184,17 @@ func (s *scenario) publishLists(ctx context.Context) ([]string, error) {
 // retrying failed ones until each is pushed. A retried push may duplicate
 // a job whose first push reached Redis: that copy has an ID of its own.
 func (s *scenario) push(ctx context.Context, p *queue.Producer, batch []int, single bool, ids []string, retries *atomic.Int64) error {
-	backoff := 50 * time.Millisecond
-	for len(batch) > 0 {
-		var got []string
-		var err error
+	return s.sendAll(ctx, "push", batch, ids, retries, func(batch []int) ([]string, error) {
 		if single && len(batch) == 1 {
-			var id string
-			id, err = p.Push(ctx, jobValues(s.jobs[batch[0]]))
-			got = []string{id}
-		} else {
-			values := make([]map[string]any, len(batch))
-			for n, i := range batch {
-				values[n] = jobValues(s.jobs[i])
-			}
-			got, err = p.PushBatch(ctx, values)
+			id, err := p.Push(ctx, jobValues(s.jobs[batch[0]]))
+			return []string{id}, err
 		}
-		var failed []int
+		values := make([]map[string]any, len(batch))
 		for n, i := range batch {
-			if n < len(got) && got[n] != "" {
-				ids[i] = got[n]
-			} else {
-				failed = append(failed, i)
-			}
+			values[n] = jobValues(s.jobs[i])
 		}
-		if err == nil && len(failed) == 0 {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		retries.Add(int64(len(failed)))
-		s.log.Debug("push failed; retrying", "jobs", len(failed), "err", oneLine(err))
-		batch = failed
-		if err := sleep(ctx, backoff); err != nil {
-			return err
-		}
-		backoff = min(2*backoff, time.Second)
-	}
-	return nil
+		return p.PushBatch(ctx, values)
+	})
 }
 
 // wipeHeartbeats deletes every heartbeat key of the list target every 50ms

@@ -400,26 +400,27 @@ func (s *scenario) publish(ctx context.Context) ([]string, error) {
 // add adds the jobs at indices batch (one Add when single, else AddBatch),
 // retrying failed entries until each is added.
 func (s *scenario) add(ctx context.Context, p *stream.Producer, batch []int, single bool, ids []string, retries *atomic.Int64) error {
-	backoff := 50 * time.Millisecond
-	for len(batch) > 0 {
+	return s.sendAll(ctx, "add", batch, ids, retries, func(batch []int) ([]string, error) {
 		entries := make([]stream.Entry, len(batch))
 		for n, i := range batch {
-			j := s.jobs[i]
-			v := map[string]any{jobField: j.key, kindField: j.kind, padField: "0123456789abcdef0123456789abcdef"}
-			if j.sleep > 0 {
-				v[sleepField] = strconv.Itoa(j.sleep)
-			}
-			entries[n] = stream.Entry{Values: v}
+			entries[n] = stream.Entry{Values: jobValues(s.jobs[i])}
 		}
-		var got []string
-		var err error
 		if single {
-			var id string
-			id, err = p.AddEntry(ctx, entries[0])
-			got = []string{id}
-		} else {
-			got, err = p.AddBatch(ctx, entries)
+			id, err := p.AddEntry(ctx, entries[0])
+			return []string{id}, err
 		}
+		return p.AddBatch(ctx, entries)
+	})
+}
+
+// sendAll sends the jobs at indices batch with send, which returns an ID
+// per job ("" for a job that failed), and sends the failed ones again, with
+// a backoff, until every job has an ID in ids. The last ID of a job sent
+// more than once after an ambiguous failure wins.
+func (s *scenario) sendAll(ctx context.Context, what string, batch []int, ids []string, retries *atomic.Int64, send func(batch []int) ([]string, error)) error {
+	backoff := 50 * time.Millisecond
+	for len(batch) > 0 {
+		got, err := send(batch)
 		var failed []int
 		for n, i := range batch {
 			if n < len(got) && got[n] != "" {
@@ -435,7 +436,7 @@ func (s *scenario) add(ctx context.Context, p *stream.Producer, batch []int, sin
 			return ctx.Err()
 		}
 		retries.Add(int64(len(failed)))
-		s.log.Debug("add failed; retrying", "entries", len(failed), "err", oneLine(err))
+		s.log.Debug(what+" failed; retrying", "jobs", len(failed), "err", oneLine(err))
 		batch = failed
 		if err := sleep(ctx, backoff); err != nil {
 			return err
