@@ -105,7 +105,7 @@ var allSystems = []entry{
 	{"baseline", baseline{}, ""},
 	{"streamgroup", streamgroupSys{}, ""},
 	{"watermill", watermillSys{}, ""},
-	{"redisqueue", nil, "unavailable: github.com/robinjoseph08/redisqueue is not served by the module proxy"},
+	{"redisqueue", redisqueueSys{}, ""},
 	{"asynq", asynqSys{}, ""},
 	{"lists-reliable", listsSys{reliable: true}, ""},
 	{"lists-simple", listsSys{}, ""},
