@@ -5,8 +5,6 @@ import (
 	"errors"
 	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // DefaultMaxInFlight is how many pipelines of single adds a [Producer] has
@@ -43,7 +41,7 @@ type coalescer struct {
 
 // call is one single add.
 type call struct {
-	args     *redis.XAddArgs
+	args     []any     // of its XADD
 	deadline time.Time // of the caller's ctx; zero when it has none
 
 	// ready receives exactly one value: when the call is given a slot and
@@ -60,7 +58,7 @@ type call struct {
 
 // add sends args, alone at once or coalesced with other waiting adds, and
 // returns the entry's ID. ctx must not be done yet.
-func (p *Producer) add(ctx context.Context, args *redis.XAddArgs) (string, error) {
+func (p *Producer) add(ctx context.Context, args []any) (string, error) {
 	co := &p.co
 	c, _ := co.calls.Get().(*call)
 	if c == nil {
@@ -144,7 +142,7 @@ func (p *Producer) lead(ctx context.Context, batch []*call) {
 		pctx, cancel = context.WithDeadline(pctx, d)
 		defer cancel()
 	}
-	args := make([]*redis.XAddArgs, len(batch))
+	args := make([][]any, len(batch))
 	for i, c := range batch {
 		args[i] = c.args
 	}
