@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -134,7 +135,9 @@ func BenchmarkAddConcurrent(b *testing.B) {
 		}
 	})
 	reportRate(b)
-	b.ReportMetric(float64(pipes.cmds.Load())/float64(max(1, pipes.pipelines.Load())), "adds/pipeline")
+	n := float64(max(1, pipes.pipelines.Load()))
+	b.ReportMetric(float64(pipes.cmds.Load())/n, "adds/pipeline")
+	b.ReportMetric(float64(pipes.ns.Load())/n/1e3, "µs/pipeline")
 }
 
 func BenchmarkXAddPipelined(b *testing.B) {
@@ -166,10 +169,10 @@ func BenchmarkXAddPipelined(b *testing.B) {
 	reportRate(b)
 }
 
-// pipelineCounter is a go-redis hook counting pipelines and the XADDs they
-// carry.
+// pipelineCounter is a go-redis hook counting pipelines, the XADDs they
+// carry and the time they take, from the write to the last reply.
 type pipelineCounter struct {
-	pipelines, cmds atomic.Int64
+	pipelines, cmds, ns atomic.Int64
 }
 
 func (*pipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
@@ -182,10 +185,14 @@ func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 				n++
 			}
 		}
-		if n > 0 {
-			c.pipelines.Add(1)
-			c.cmds.Add(int64(n))
+		if n == 0 {
+			return next(ctx, cmds)
 		}
-		return next(ctx, cmds)
+		start := time.Now()
+		err := next(ctx, cmds)
+		c.ns.Add(int64(time.Since(start)))
+		c.pipelines.Add(1)
+		c.cmds.Add(int64(n))
+		return err
 	}
 }

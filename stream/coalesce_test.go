@@ -85,34 +85,48 @@ func (g *gate) pipelines() ([]int, int) {
 	return slices.Clone(g.sizes), g.evals
 }
 
-func (*gate) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (*gate) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (*gate) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook gates a command sent alone, as an uncontended add is: a
+// pipeline of one, as far as the gate is concerned.
+func (g *gate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		return g.pass(ctx, []redis.Cmder{cmd}, func(ctx context.Context) error { return next(ctx, cmd) })
+	}
+}
+
 func (g *gate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		xadds, evals := 0, 0
-		for _, c := range cmds {
-			switch c.Name() {
-			case "xadd":
-				xadds++
-			case "eval":
-				evals++
-			}
-		}
-		if xadds == 0 { // go-redis's own, such as the HELLO of a new connection
-			return next(ctx, cmds)
-		}
-		g.mu.Lock()
-		g.sizes = append(g.sizes, xadds)
-		g.evals += evals
-		h := g.holds[len(g.sizes)]
-		g.mu.Unlock()
-		if h != nil {
-			close(h.entered)
-			<-h.release
-			h.ctxErr = ctx.Err()
-		}
-		return next(ctx, cmds)
+		return g.pass(ctx, cmds, func(ctx context.Context) error { return next(ctx, cmds) })
 	}
+}
+
+// pass counts the XADDs and EVALs of cmds and, if they are the held
+// pipeline, waits for its release before sending them.
+func (g *gate) pass(ctx context.Context, cmds []redis.Cmder, send func(context.Context) error) error {
+	xadds, evals := 0, 0
+	for _, c := range cmds {
+		switch c.Name() {
+		case "xadd":
+			xadds++
+		case "eval":
+			evals++
+		}
+	}
+	if xadds == 0 { // go-redis's own, such as the HELLO of a new connection
+		return send(ctx)
+	}
+	g.mu.Lock()
+	g.sizes = append(g.sizes, xadds)
+	g.evals += evals
+	h := g.holds[len(g.sizes)]
+	g.mu.Unlock()
+	if h != nil {
+		close(h.entered)
+		<-h.release
+		h.ctxErr = ctx.Err()
+	}
+	return send(ctx)
 }
 
 // waitEntered waits until h's pipeline reaches the hook.

@@ -308,18 +308,27 @@ func (p *Producer) send(ctx context.Context, args [][]any) ([]string, []error) {
 	ids := make([]string, len(args))
 	errs := make([]error, len(args))
 	cmds := make([]*redis.StringCmd, len(args))
-	pipe := p.rdb.Pipeline()
 	for i, a := range args {
 		cmds[i] = redis.NewStringCmd(ctx, a...)
-		_ = pipe.Process(ctx, cmds[i]) // queues it; errors come from Exec
 	}
 	var trim *redis.Cmd
-	if p.trimDue(len(args)) {
-		trim = p.trimCmd(ctx, pipe)
+	var execErr error
+	if due := p.trimDue(len(args)); len(args) == 1 && !due {
+		// One command alone, as an uncontended add is: no pipeline to
+		// build, so the lowest latency.
+		execErr = p.rdb.Process(ctx, cmds[0])
+	} else {
+		pipe := p.rdb.Pipeline()
+		for _, cmd := range cmds {
+			_ = pipe.Process(ctx, cmd) // queues it; errors come from Exec
+		}
+		if due {
+			trim = p.trimCmd(ctx, pipe)
+		}
+		// Exec's error is the first failed command's; each command is
+		// inspected below.
+		_, execErr = pipe.Exec(ctx)
 	}
-	// Exec's error is the first failed command's; each command is
-	// inspected below.
-	_, execErr := pipe.Exec(ctx)
 
 	for i, cmd := range cmds {
 		id, err := cmd.Result()
