@@ -138,6 +138,7 @@ func BenchmarkAddConcurrent(b *testing.B) {
 	n := float64(max(1, pipes.pipelines.Load()))
 	b.ReportMetric(float64(pipes.cmds.Load())/n, "adds/pipeline")
 	b.ReportMetric(float64(pipes.ns.Load())/n/1e3, "µs/pipeline")
+	b.ReportMetric(100*float64(pipes.singles.Load())/n, "%alone")
 }
 
 func BenchmarkXAddPipelined(b *testing.B) {
@@ -172,11 +173,20 @@ func BenchmarkXAddPipelined(b *testing.B) {
 // pipelineCounter is a go-redis hook counting pipelines, the XADDs they
 // carry and the time they take, from the write to the last reply.
 type pipelineCounter struct {
-	pipelines, cmds, ns atomic.Int64
+	pipelines, cmds, ns, singles atomic.Int64
 }
 
-func (*pipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (*pipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (*pipelineCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook counts an XADD sent alone as a pipeline of one.
+func (c *pipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		return c.ProcessPipelineHook(func(ctx context.Context, cmds []redis.Cmder) error {
+			return next(ctx, cmds[0])
+		})(ctx, []redis.Cmder{cmd})
+	}
+}
+
 func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		n := 0
@@ -193,6 +203,9 @@ func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 		c.ns.Add(int64(time.Since(start)))
 		c.pipelines.Add(1)
 		c.cmds.Add(int64(n))
+		if n == 1 {
+			c.singles.Add(1)
+		}
 		return err
 	}
 }

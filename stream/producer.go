@@ -224,12 +224,13 @@ func (p *Producer) AddPayload(ctx context.Context, v any) (string, error) {
 
 // AddEntry adds e and returns its ID.
 //
-// Concurrent single adds are coalesced: an add that finds fewer than
-// [ProducerOptions.MaxInFlight] pipelines in flight is sent at once, alone,
-// so an uncontended add costs one round trip and no added latency; one
-// that finds them all busy waits, and all the adds waiting when one of
-// those pipelines returns (up to [ProducerOptions.MaxBatch]) go together in
-// the next. Each add still gets its own ID or its own error: a bad entry
+// Concurrent single adds are coalesced: an add that finds no pipeline in
+// flight is sent at once, alone, so an uncontended add costs one round trip
+// and no added latency; one that finds some, but fewer than
+// [ProducerOptions.MaxInFlight], yields the processor once and takes the
+// adds made meanwhile along in its pipeline; one that finds them all busy
+// waits, and all the adds waiting when one of those pipelines returns (up
+// to [ProducerOptions.MaxBatch]) go together in the next. Each add still gets its own ID or its own error: a bad entry
 // fails only its own add. Successive adds from one goroutine keep their
 // order in the stream; concurrent adds have no order between them.
 //
