@@ -77,15 +77,16 @@ func (p *Producer) add(ctx context.Context, args []any) (string, error) {
 		co.inFlight++
 		alone := co.inFlight == 1
 		co.mu.Unlock()
-		if alone { // no other pipeline in flight: send at once
-			p.lead(ctx, []*call{c})
-			return p.result(c)
+		batch := []*call{c}
+		if !alone && p.opts.MaxBatch > 1 {
+			// Other pipelines are in flight, so adds are being made:
+			// yield once, letting the goroutines about to add queue
+			// theirs, and send them all in this pipeline rather than
+			// one entry in it.
+			runtime.Gosched()
+			batch = p.takeBatch(c)
 		}
-		// Other pipelines are in flight, so adds are being made: yield
-		// once, letting the goroutines about to add queue theirs, and
-		// send them all in this pipeline rather than one entry in it.
-		runtime.Gosched()
-		p.lead(ctx, p.takeBatch(c))
+		p.lead(ctx, batch)
 		return p.result(c)
 	}
 	c.queued = true
