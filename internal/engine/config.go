@@ -27,7 +27,7 @@ const (
 	DefaultBlock           = 2 * time.Second
 	DefaultMaxDeliveries   = 5
 	DefaultMinIdle         = 30 * time.Second
-	DefaultReclaimCount    = 100
+	DefaultReclaimCount    = 512
 	DefaultMaxRetryBackoff = 10 * time.Minute
 	DefaultAckInterval     = 50 * time.Millisecond
 	DefaultAckBatch        = 256

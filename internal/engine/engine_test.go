@@ -43,7 +43,7 @@ func TestNormalizeDefaults(t *testing.T) {
 		{"MinIdle", cfg.MinIdle, 30 * time.Second},
 		{"LeaseInterval", cfg.LeaseInterval, 10 * time.Second},
 		{"ReclaimInterval", cfg.ReclaimInterval, 15 * time.Second},
-		{"ReclaimCount", cfg.ReclaimCount, 100},
+		{"ReclaimCount", cfg.ReclaimCount, 512},
 		{"RetryBackoff", cfg.RetryBackoff, 30 * time.Second},
 		{"MaxRetryBackoff", cfg.MaxRetryBackoff, 10 * time.Minute},
 		{"AckInterval", cfg.AckInterval, 50 * time.Millisecond},
