@@ -230,9 +230,10 @@ func (p *Producer) AddPayload(ctx context.Context, v any) (string, error) {
 // [ProducerOptions.MaxInFlight], yields the processor once and takes the
 // adds made meanwhile along in its pipeline; one that finds them all busy
 // waits, and all the adds waiting when one of those pipelines returns (up
-// to [ProducerOptions.MaxBatch]) go together in the next. Each add still gets its own ID or its own error: a bad entry
-// fails only its own add. Successive adds from one goroutine keep their
-// order in the stream; concurrent adds have no order between them.
+// to [ProducerOptions.MaxBatch]) go together in the next. Each add still
+// gets its own ID or its own error: a bad entry fails only its own add.
+// Successive adds from one goroutine keep their order in the stream;
+// concurrent adds have no order between them.
 //
 // ctx governs the add until its entry is sent. An add whose ctx is done
 // before then returns ctx's error and its entry is not added. Once sent,
