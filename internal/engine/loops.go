@@ -611,8 +611,8 @@ func (e *Engine) finalFlush() {
 }
 
 // flushAcks sends every queued ack: XACK commands of up to AckBatch IDs,
-// pipelined in one round trip. On a transient error the IDs go back to the
-// queue.
+// pipelined in one round trip. On any error but an error reply from the
+// server (NOGROUP, NOPERM...) the IDs go back to the queue.
 func (e *Engine) flushAcks(ctx context.Context) error {
 	e.mu.Lock()
 	ids := e.ackBuf
@@ -635,7 +635,11 @@ func (e *Engine) flushAcks(ctx context.Context) error {
 		e.unholdAll(ids)
 		return nil
 	}
-	if rediserr.IsTransient(err) {
+	// Keep the IDs for the next flush unless the server refused the XACK:
+	// a transient failure, and one that ended with the loop's context (a
+	// stop during go-redis's own retries reports context.Canceled), leave
+	// the entries pending, and the final flush must still send them.
+	if rediserr.IsTransient(err) || !rediserr.IsReply(err) {
 		e.mu.Lock()
 		e.ackBuf = append(ids, e.ackBuf...)
 		e.mu.Unlock()

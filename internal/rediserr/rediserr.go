@@ -21,6 +21,14 @@ func IsWrongType(err error) bool { return err != nil && redis.HasErrorPrefix(err
 // IsNoPerm reports whether err is an ACL denial (NOPERM).
 func IsNoPerm(err error) bool { return err != nil && redis.HasErrorPrefix(err, "NOPERM") }
 
+// IsReply reports whether err is an error reply from the server (as
+// opposed to a network, context or client error, after which the command
+// may or may not have run).
+func IsReply(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && !errors.Is(err, redis.Nil)
+}
+
 // IsNil reports whether err is redis.Nil (no reply value, e.g. a BLOCK timeout).
 func IsNil(err error) bool { return errors.Is(err, redis.Nil) }
 

@@ -78,3 +78,35 @@ func TestClassify(t *testing.T) {
 		t.Errorf("closed client error = %v; want redis.ErrClosed", closedErr)
 	}
 }
+
+// IsReply separates the server's error replies from failures after which a
+// command may or may not have run.
+func TestIsReply(t *testing.T) {
+	rdb := redistest.Client(t)
+	key, _ := redistest.Names(t)
+	ctx := context.Background()
+	syntax := rdb.Do(ctx, "XADD", key).Err()
+	noGroup := rdb.XAck(ctx, key, "nope", "1-1").Err()
+	nilReply := rdb.Get(ctx, key+":missing").Err()
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"syntax error", syntax, true},
+		{"wrapped reply", fmt.Errorf("x: %w", syntax), true},
+		{"XACK without group", noGroup, noGroup != nil},
+		{"redis.Nil", nilReply, false},
+		{"canceled", context.Canceled, false},
+		{"wrapped canceled", fmt.Errorf("x: %w", context.Canceled), false},
+		{"EOF", io.EOF, false},
+	} {
+		if got := rediserr.IsReply(tt.err); got != tt.want {
+			t.Errorf("IsReply(%s: %v) = %v; want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
+	if syntax == nil || !errors.Is(nilReply, redis.Nil) {
+		t.Fatalf("setup: syntax = %v, nil reply = %v", syntax, nilReply)
+	}
+}
