@@ -200,7 +200,7 @@ func (e *Engine) ensureGroupAtStart(ctx context.Context) error {
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
-		if !rediserr.IsTransient(err) {
+		if !waitable(err) {
 			return e.permanent("create group", err)
 		}
 		e.transient("create group", err)
@@ -211,9 +211,19 @@ func (e *Engine) ensureGroupAtStart(ctx context.Context) error {
 }
 
 // ensureGroup creates the group (and the stream) unless it exists.
+//
+// A Redis at maxmemory with the noeviction policy refuses XGROUP CREATE
+// MKSTREAM with OOM before it can answer BUSYGROUP. A group that exists
+// then needs nothing (reading and acknowledging are not refused, so the
+// consumer can drain the full server): XPENDING, a read, tells. A group
+// that does not exist cannot be made until memory is freed: the OOM error
+// is returned, and the callers wait it out like an outage.
 func (e *Engine) ensureGroup(ctx context.Context) error {
 	err := e.cfg.Client.XGroupCreateMkStream(ctx, e.cfg.Stream, e.cfg.Group, e.cfg.GroupStart).Err()
 	if rediserr.IsBusyGroup(err) {
+		return nil
+	}
+	if rediserr.IsOOM(err) && e.cfg.Client.XPending(ctx, e.cfg.Stream, e.cfg.Group).Err() == nil {
 		return nil
 	}
 	if err == nil {
@@ -250,7 +260,17 @@ func (e *Engine) report(err error) {
 	}
 }
 
+// waitable reports whether waiting can fix err: Redis is unreachable,
+// restarting or failing over (rediserr.IsTransient), or out of memory
+// (OOM: full until memory is freed or maxmemory raised).
+func waitable(err error) bool { return rediserr.IsTransient(err) || rediserr.IsOOM(err) }
+
 func (e *Engine) transient(op string, err error) {
+	if rediserr.IsOOM(err) {
+		e.log.Warn("redis is out of memory (maxmemory with noeviction); retrying until memory is freed", "op", op, "err", err)
+		e.report(fmt.Errorf("group: %s: %w", op, err))
+		return
+	}
 	e.log.Warn("redis unavailable; retrying", "op", op, "err", err)
 	e.report(fmt.Errorf("group: %s: %w", op, err))
 }

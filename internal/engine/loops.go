@@ -34,10 +34,10 @@ func (e *Engine) handleErr(ctx context.Context, op string, err error, attempt *i
 			return nil
 		}
 		err = rerr
-		if !rediserr.IsTransient(err) {
+		if !waitable(err) {
 			return e.permanent("recreate group", err)
 		}
-	case !rediserr.IsTransient(err):
+	case !waitable(err):
 		return e.permanent(op, err)
 	}
 	e.transient(op, err)

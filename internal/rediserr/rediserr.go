@@ -18,6 +18,11 @@ func IsNoGroup(err error) bool { return err != nil && redis.HasErrorPrefix(err, 
 // IsWrongType reports whether err is Redis's WRONGTYPE reply.
 func IsWrongType(err error) bool { return err != nil && redis.HasErrorPrefix(err, "WRONGTYPE") }
 
+// IsOOM reports whether err is Redis's OOM reply: the server is at
+// maxmemory and its policy (noeviction) refuses commands that may add
+// memory. Waiting fixes it, once memory is freed or maxmemory raised.
+func IsOOM(err error) bool { return err != nil && redis.HasErrorPrefix(err, "OOM ") }
+
 // IsNoPerm reports whether err is an ACL denial (NOPERM).
 func IsNoPerm(err error) bool { return err != nil && redis.HasErrorPrefix(err, "NOPERM") }
 
