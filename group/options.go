@@ -20,6 +20,14 @@ var (
 	// ErrAlreadyRun is returned by a second call of Run: consumers are
 	// single-use.
 	ErrAlreadyRun = engine.ErrAlreadyRun
+	// ErrConsumerNameInUse is wrapped by the error Run returns when
+	// another running consumer (or claim.Reclaimer) of the group uses the
+	// same consumer name: two would handle that name's pending entries
+	// twice, at the same time. Each consumer holds a liveness key for its
+	// name while it runs (see docs/wire-format.md); a consumer starting
+	// after a crash of its predecessor waits at most 5 seconds for the
+	// crashed one's key to expire.
+	ErrConsumerNameInUse = engine.ErrConsumerNameInUse
 )
 
 // Options configures a [Consumer] (and a claim.Reclaimer). A nil *Options

@@ -44,12 +44,17 @@ var workerACL = []string{
 	"xgroup|setid", "xgroup|destroy", "xgroup|delconsumer", "xinfo|groups", "xinfo|consumers", "exists", "multi", "exec",
 	// Scripts: EVALSHA, and EVAL on NOSCRIPT and in pipelines.
 	"evalsha", "eval",
+	// The consumer name's liveness key: SET NX at start, and the renew
+	// and release scripts run GET, SET, DEL.
+	"set", "get", "del",
 }
 
 // aclLine is the ACL SETUSER arguments for a user named user with password
 // pass, limited to keys matching pattern and the commands in cmds.
 func aclLine(user, pass, pattern string, cmds []string) []any {
-	args := []any{"ACL", "SETUSER", user, "reset", "on", ">" + pass, "~" + pattern, "resetchannels", "-@all"}
+	// The keys of a stream named by pattern, and its helper keys, which
+	// wrap the stream's name in a hash tag ({jobs:email}:live:...).
+	args := []any{"ACL", "SETUSER", user, "reset", "on", ">" + pass, "~" + pattern, "~{" + pattern, "resetchannels", "-@all"}
 	for _, c := range cmds {
 		args = append(args, "+"+c)
 	}
@@ -321,7 +326,7 @@ func TestACLLeastPrivilege(t *testing.T) {
 			t.Errorf("granted command %q was never run: the grant is not needed, or the flow misses a path", c)
 		}
 	}
-	t.Logf("ACL SETUSER worker on >password ~jobs:* resetchannels -@all +%s", strings.Join(workerACL, " +"))
+	t.Logf("ACL SETUSER worker on >password ~jobs:* ~{jobs:* resetchannels -@all +%s", strings.Join(workerACL, " +"))
 	// Nothing outside the pattern is reachable.
 	if err := worker.XAdd(context.Background(), &redis.XAddArgs{Stream: "other", Values: []any{"f", "v"}}).Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
 		t.Errorf("XADD to a key outside jobs:* = %v; want NOPERM", err)

@@ -18,6 +18,9 @@ var (
 	ErrDrainTimeout   = errors.New("group: drain timeout exceeded")
 	ErrAlreadyRun     = errors.New("group: Run called more than once")
 	ErrNotStream      = errors.New("group: key is not a stream")
+	// ErrConsumerNameInUse: a live consumer of the group already runs
+	// under this consumer name.
+	ErrConsumerNameInUse = errors.New("group: consumer name in use by a running consumer")
 )
 
 // Defaults. The public Options document the same values.

@@ -99,6 +99,9 @@ type Engine struct {
 	handlerNs atomic.Int64 // time in the handler
 	fetchNs   atomic.Int64 // round trip of a read that did not block
 
+	liveKey string // the consumer name's liveness key
+	token   string // this run's value of it
+
 	handlers sync.WaitGroup
 	hctx     context.Context
 	hcancel  context.CancelFunc
@@ -116,6 +119,8 @@ func New(cfg Config) *Engine {
 		retryWake:        make(chan struct{}, 1),
 		transientBackoff: backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second},
 		retryBackoff:     backoff.Policy{Base: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
+		liveKey:          LiveKey(cfg.Stream, cfg.Group, cfg.Consumer),
+		token:            newToken(),
 	}
 	return e
 }
@@ -154,23 +159,28 @@ func (e *Engine) Run(ctx context.Context, mode Mode) error {
 	if ctx.Err() != nil {
 		return nil
 	}
+	if err := e.claimName(ctx); err != nil || ctx.Err() != nil {
+		return err
+	}
 	e.hctx, e.hcancel = context.WithCancel(context.WithoutCancel(ctx))
 	defer e.hcancel()
+	loopCtx, stopLoops := context.WithCancelCause(ctx)
+	defer stopLoops(nil)
+	e.fail = stopLoops
 
-	// Housekeeping outlives the loops: leases must go on while in-flight
-	// handlers drain, and acks are flushed last.
+	// Housekeeping outlives the loops: leases and the consumer name's
+	// liveness key must go on while in-flight handlers drain, and acks are
+	// flushed last.
 	houseCtx, stopHouse := context.WithCancel(context.WithoutCancel(ctx))
 	var house errgroup.Group
 	house.Go(func() error { e.leaseLoop(houseCtx); return nil })
 	house.Go(func() error { e.ackLoop(houseCtx); return nil })
+	house.Go(func() error { e.liveLoop(houseCtx); return nil })
 
 	for range e.cfg.Concurrency {
 		e.handlers.Go(e.worker)
 	}
 
-	loopCtx, stopLoops := context.WithCancelCause(ctx)
-	defer stopLoops(nil)
-	e.fail = stopLoops
 	loops, lctx := errgroup.WithContext(loopCtx)
 	if mode.Read {
 		loops.Go(func() error { return e.readLoop(lctx) })
@@ -181,7 +191,7 @@ func (e *Engine) Run(ctx context.Context, mode Mode) error {
 	loops.Go(func() error { return e.retryLoop(lctx) })
 	loopErr := loops.Wait()
 	if cause := context.Cause(loopCtx); loopErr == nil && ctx.Err() == nil && cause != nil {
-		loopErr = cause // the acker hit an error that waiting cannot fix
+		loopErr = cause // the acker or the name's renewal hit an error that waiting cannot fix
 	}
 	if loopErr != nil {
 		e.log.Error("consumer stopping on a permanent error", "err", loopErr)

@@ -635,11 +635,13 @@ func (e *Engine) flushAcks(ctx context.Context) error {
 		e.unholdAll(ids)
 		return nil
 	}
-	// Keep the IDs for the next flush unless the server refused the XACK:
-	// a transient failure, and one that ended with the loop's context (a
-	// stop during go-redis's own retries reports context.Canceled), leave
-	// the entries pending, and the final flush must still send them.
-	if rediserr.IsTransient(err) || !rediserr.IsReply(err) {
+	// Keep the IDs for the next flush unless the XACK cannot work: a
+	// transient failure, and one that ended with the loop's context (a stop
+	// during go-redis's own retries reports context.Canceled), leave the
+	// entries pending, and the final flush must still send them. An error
+	// reply from the server, or a client its owner closed, cannot be
+	// waited out.
+	if rediserr.IsTransient(err) || !rediserr.IsReply(err) && !errors.Is(err, redis.ErrClosed) {
 		e.mu.Lock()
 		e.ackBuf = append(ids, e.ackBuf...)
 		e.mu.Unlock()
