@@ -53,6 +53,13 @@ func optionsValid(streamKey, grp, consumer string, o group.Options) bool {
 	if minIdle < 10*time.Millisecond {
 		return false
 	}
+	reclaim := o.ReclaimInterval
+	if reclaim == 0 {
+		reclaim = max(minIdle/2, 10*time.Millisecond)
+	}
+	if reclaim < 10*time.Millisecond {
+		return false
+	}
 	lease := o.LeaseInterval
 	if lease == 0 {
 		lease = minIdle / 3
@@ -98,6 +105,9 @@ func FuzzConsumerOptions(f *testing.F) {
 		{stream: "jobs", grp: "g", consumer: "c", start: "1526919030474-55", minIdle: 10 * ms, lease: 2 * ms},
 		{stream: "jobs", grp: "g", consumer: "c", minIdle: 10 * ms, lease: 6 * ms},
 		{stream: "jobs", grp: "g", consumer: "c", minIdle: 9 * ms},
+		{stream: "jobs", grp: "g", consumer: "c", reclaim: 1},
+		{stream: "jobs", grp: "g", consumer: "c", reclaim: 10 * ms},
+		{stream: "jobs", grp: "g", consumer: "c", minIdle: 10 * ms},
 		{stream: "jobs", grp: "g", consumer: "c", block: ms - 1},
 		{stream: "jobs", grp: "g", consumer: "c", retry: int64(time.Hour), maxRetr: int64(time.Minute)},
 		{stream: "jobs", grp: "g", consumer: "c", dead: "jobs"},

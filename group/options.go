@@ -94,7 +94,8 @@ type Options struct {
 	LeaseInterval time.Duration
 
 	// ReclaimInterval is the pause between two XAUTOCLAIM passes over the
-	// group's pending entries, with ±20% jitter. Zero means MinIdle/2.
+	// group's pending entries, with ±20% jitter. Zero means MinIdle/2
+	// (at least 10ms). Minimum 10ms.
 	ReclaimInterval time.Duration
 
 	// ReclaimCount is the most entries one XAUTOCLAIM call takes (it also
