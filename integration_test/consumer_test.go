@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
@@ -291,9 +292,17 @@ func TestDeletedPendingEntryNeverReachesHandler(t *testing.T) {
 	opts := fastOptions()
 	opts.MinIdle = 50 * time.Millisecond
 	opts.LeaseInterval = 10 * time.Millisecond
+	warns := newWarnings()
+	opts.Logger = slog.New(warns)
 	c := newConsumer(t, rdb, key, grp, "me", rec.as("me"), opts)
 	r := start(t, c.Run)
 	eventually(t, 10*time.Second, "PEL empty", func() bool { return pending(t, rdb, key, grp) == 0 && rec.distinct() == 3 })
+	// A job deleted before it was handled is lost: each is named at Warn.
+	for _, id := range deleted {
+		if len(warns.mentioning("deleted", id)) == 0 {
+			t.Errorf("no Warn record names the deleted entry %s", id)
+		}
+	}
 	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}

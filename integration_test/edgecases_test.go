@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -310,6 +311,8 @@ func TestEntryDeletedWhileAwaitingRetry(t *testing.T) {
 	opts := fastOptions()
 	opts.RetryBackoff, opts.MaxRetryBackoff = 300*time.Millisecond, 300*time.Millisecond
 	opts.MinIdle = time.Hour // leases and retries only: nothing is reclaimed
+	warns := newWarnings()
+	opts.Logger = slog.New(warns)
 	rec := newRecorder(func(context.Context, *stream.Message) error { return errors.New("try later") })
 	c := newConsumer(t, rdb, key, grp, "A", rec.as("A"), opts)
 	r := start(t, c.Run)
@@ -323,6 +326,9 @@ func TestEntryDeletedWhileAwaitingRetry(t *testing.T) {
 	eventually(t, 10*time.Second, "the deleted entry dropped from the PEL", func() bool {
 		return pending(t, rdb, key, grp) == 0 && c.Stats().DeletedInPEL == 1
 	})
+	if len(warns.mentioning("deleted", id)) == 0 {
+		t.Errorf("no Warn record names the entry deleted while awaiting its retry (%s)", id)
+	}
 	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
 	}

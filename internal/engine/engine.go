@@ -415,15 +415,6 @@ func (e *Engine) isAbandoned() bool { return e.abandoned.Load() }
 // maxRetries bounds the failed entries held for a retry.
 func (e *Engine) maxRetries() int { return 10 * (e.cfg.Concurrency + e.cfg.Prefetch) }
 
-// setHold records h as the hold of id, keeping the retry count; e.mu must be
-// held.
-func (e *Engine) setHold(id string, h held) {
-	if old, ok := e.holds[id]; ok && old.state == awaitRetry {
-		e.retries--
-	}
-	e.holds[id] = h
-}
-
 // dropHold forgets id; e.mu must be held.
 func (e *Engine) dropHold(id string) {
 	if old, ok := e.holds[id]; ok {

@@ -214,7 +214,16 @@ func (e *Engine) dropDeleted(ctx context.Context, ids []string) {
 		}
 	}
 	e.c.deletedInPEL.Add(uint64(n))
-	e.log.Info("entries deleted from the stream while pending; removed them from the PEL", "count", n)
+	e.warnDeleted("entries deleted from the stream while pending were never handled; removed them from the PEL", ids)
+}
+
+// warnDeleted logs entries found deleted from the stream while pending: a
+// job that was never finished and is gone (XDEL, or trimming that did not
+// wait for the group), which is data loss, so at Warn, with their IDs.
+func (e *Engine) warnDeleted(msg string, ids []string) {
+	const most = 100 // IDs named in one record
+	named := ids[:min(len(ids), most)]
+	e.log.Warn(msg, "count", len(ids), "ids", named)
 }
 
 // reclaimLoop takes over entries idle longer than MinIdle with XAUTOCLAIM,
@@ -349,7 +358,13 @@ func (e *Engine) deliverClaimed(ctx context.Context, res []any) (next string, us
 	deleted, _ := res[3].([]any)
 	if len(deleted) > 0 {
 		e.c.deletedInPEL.Add(uint64(len(deleted)))
-		e.log.Info("XAUTOCLAIM removed entries deleted from the stream", "count", len(deleted))
+		ids := make([]string, 0, len(deleted))
+		for _, d := range deleted {
+			if id, ok := d.(string); ok {
+				ids = append(ids, id)
+			}
+		}
+		e.warnDeleted("entries deleted from the stream while pending were never handled; XAUTOCLAIM removed them from the PEL", ids)
 	}
 	for i, v := range entries {
 		id, values, ok, perr := parseEntry(v)
@@ -429,6 +444,7 @@ func (e *Engine) retryLoop(ctx context.Context) error {
 			if d < 0 {
 				e.unholdRetry(id)
 				e.c.deletedInPEL.Add(1)
+				e.warnDeleted("an entry waiting for its retry was deleted from the stream; it will not run again", []string{id})
 				continue
 			}
 			if e.dispatch(stream.Message{ID: id, Stream: e.cfg.Stream, Values: values, Deliveries: d}) {
