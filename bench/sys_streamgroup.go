@@ -46,8 +46,9 @@ func runUntilStopped(ctx context.Context, f func(context.Context) error) func() 
 }
 
 func (streamgroupSys) consume(ctx context.Context, e *env, workers int, t *tracker, sleep time.Duration) (func(), error) {
+	// Default options but Concurrency: the figures are what a user gets.
 	c, err := group.NewConsumer(e.rdb, streamKey, groupName, "c", sgHandler(t, sleep),
-		&group.Options{Concurrency: workers, Block: 100 * time.Millisecond})
+		&group.Options{Concurrency: workers})
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func (streamgroupSys) strand(ctx context.Context, e *env, n int) error {
 
 func (streamgroupSys) reclaim(ctx context.Context, e *env, t *tracker) (func(), error) {
 	r, err := claim.NewReclaimer(e.rdb, streamKey, groupName, "c", sgHandler(t, 0),
-		&group.Options{Concurrency: 16, MinIdle: e.minIdle, Block: 100 * time.Millisecond})
+		&group.Options{Concurrency: 16, MinIdle: e.minIdle})
 	if err != nil {
 		return nil, err
 	}
