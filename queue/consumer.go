@@ -185,8 +185,9 @@ func (c *Consumer) reliable() bool { return c.cfg.mode == modeReliable }
 // DrainTimeout for in-flight handlers (their contexts are not cancelled
 // until then), flushes removals, deregisters (reliable mode, when its
 // processing lists are empty) and returns nil. Past DrainTimeout it returns
-// an error wrapping [ErrDrainTimeout]. Redis outages are ridden out with
-// capped, jittered backoff; Run returns early with an error only for
+// an error wrapping [ErrDrainTimeout]. Redis outages, and a Redis at
+// maxmemory that refuses writes with OOM (policy noeviction), are ridden
+// out with capped, jittered backoff; Run returns early with an error only for
 // problems that waiting cannot fix, such as a key of the wrong type (an
 // error wrapping [ErrNotList], naming the key) or a missing permission. A
 // second call returns [ErrAlreadyRun].
@@ -254,7 +255,7 @@ func (c *Consumer) startup(ctx context.Context) error {
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, ErrNotList) || !rediserr.IsTransient(err) {
+		if errors.Is(err, ErrNotList) || !waitable(err) {
 			err = c.permanent(ctx, "start", err)
 			c.log.Error("consumer cannot start", "err", err)
 			return err
@@ -353,8 +354,19 @@ func (c *Consumer) report(err error) {
 	}
 }
 
+// waitable reports whether waiting can fix err: Redis is unreachable,
+// restarting or failing over (rediserr.IsTransient), or out of memory
+// (OOM: at maxmemory with the noeviction policy, Redis refuses the
+// heartbeat, the fetch and the pushes until memory is freed or maxmemory
+// raised).
+func waitable(err error) bool { return rediserr.IsTransient(err) || rediserr.IsOOM(err) }
+
 func (c *Consumer) transient(op string, err error) {
-	c.log.Warn("redis unavailable; retrying", "op", op, "err", err)
+	if rediserr.IsOOM(err) {
+		c.log.Warn("redis is out of memory (maxmemory with noeviction); retrying until memory is freed", "op", op, "err", err)
+	} else {
+		c.log.Warn("redis unavailable; retrying", "op", op, "err", err)
+	}
 	c.report(fmt.Errorf("queue: %s: %w", op, err))
 }
 
@@ -367,7 +379,7 @@ func (c *Consumer) handleErr(ctx context.Context, op string, err error, attempt 
 	if ctx.Err() != nil {
 		return errStop
 	}
-	if errors.Is(err, ErrNotList) || !rediserr.IsTransient(err) {
+	if errors.Is(err, ErrNotList) || !waitable(err) {
 		return c.permanent(ctx, op, err)
 	}
 	c.transient(op, err)
