@@ -53,8 +53,9 @@ func NewReclaimer(rdb redis.UniversalClient, stream, grp, consumer string, h han
 // that XAUTOCLAIM reports deleted from the stream are counted and dropped,
 // never handed to the handler. Shutdown is as for [group.Consumer.Run]:
 // drain up to DrainTimeout, flush acknowledgements, return nil (or an error
-// wrapping [group.ErrDrainTimeout]). It creates the group if it does not
-// exist. A second call returns [group.ErrAlreadyRun].
+// wrapping [group.ErrDrainTimeout]). It checks Redis's maxmemory-policy at
+// the start, as [group.Consumer.Run] does, and creates the group if it does
+// not exist. A second call returns [group.ErrAlreadyRun].
 func (r *Reclaimer) Run(ctx context.Context) error {
 	return r.eng.Run(ctx, engine.Mode{Reclaim: true})
 }

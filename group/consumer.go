@@ -43,6 +43,9 @@ func NewConsumer(rdb redis.UniversalClient, stream, group, consumer string, h ha
 
 // Run consumes until ctx is cancelled, then shuts down gracefully. It:
 //
+//   - checks Redis's maxmemory-policy: a policy other than noeviction is
+//     logged at Warn (Redis may evict the stream and its pending entries),
+//     once per client (see docs/reliability.md);
 //   - creates the group if needed (XGROUP CREATE ... MKSTREAM from
 //     Options.GroupStart), and again whenever it vanishes (NOGROUP);
 //   - first delivers the entries this consumer name still has pending from

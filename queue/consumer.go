@@ -171,7 +171,9 @@ func (c *Consumer) reliable() bool { return c.cfg.mode == modeReliable }
 
 // Run consumes until ctx is cancelled, then shuts down gracefully.
 //
-// In reliable mode it first checks the keys' types, registers the
+// It first checks Redis's maxmemory-policy: a policy other than noeviction
+// is logged at Warn (Redis may evict jobs), once per client (see
+// docs/reliability.md). In reliable mode it then checks the keys' types, registers the
 // consumer (heartbeat), hands back to the queues the jobs its name left in
 // its processing lists, and recovers those of consumers whose heartbeat
 // expired; then it fetches jobs into its processing lists (as many as there
@@ -195,6 +197,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if !c.used.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
 	}
+	c.checkEviction(ctx)
 	if err := c.startup(ctx); err != nil {
 		return err
 	}

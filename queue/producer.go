@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/internal/batcherr"
+	"github.com/streamgroup/streamgroup/internal/redischeck"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -17,6 +19,13 @@ type ProducerOptions struct {
 	// Codec encodes the values given to [Producer.PushPayload]. Nil means
 	// [stream.JSON].
 	Codec stream.Codec
+
+	// Logger receives the producer's one log line: the warning, logged
+	// once before the first push, that the server's maxmemory-policy is not
+	// noeviction (Redis may then evict the queue and lose jobs), or, at
+	// Info, that it could not be checked (CONFIG GET refused). Nil means
+	// [slog.Default] (as it is when the check runs).
+	Logger *slog.Logger
 }
 
 // maxPushArgs bounds the elements of one LPUSH in [Producer.PushBatch];
@@ -25,12 +34,16 @@ const maxPushArgs = 1000
 
 // Producer pushes jobs to one list (LPUSH), each wrapped in an envelope
 // with a unique ID and an attempt count (see docs/wire-format.md). It is
-// safe for concurrent use. It does not own the client and never closes it.
+// safe for concurrent use. Its first push is preceded by a check of the
+// server's maxmemory-policy (one CONFIG GET, once; see
+// [ProducerOptions.Logger]). It does not own the client and never closes it.
 // The zero value is not usable: create one with [NewProducer].
 type Producer struct {
 	rdb   redis.UniversalClient
 	queue string
 	codec stream.Codec
+	log   *slog.Logger    // nil: slog.Default() when the check runs
+	evict redischeck.Once // the maxmemory-policy check, before the first push
 }
 
 // NewProducer returns a producer that pushes to the list queue through
@@ -46,6 +59,9 @@ func NewProducer(rdb redis.UniversalClient, queue string, opts *ProducerOptions)
 	p := &Producer{rdb: rdb, queue: queue, codec: stream.JSON}
 	if opts != nil && opts.Codec != nil {
 		p.codec = opts.Codec
+	}
+	if opts != nil {
+		p.log = opts.Logger
 	}
 	return p, nil
 }
@@ -101,6 +117,7 @@ func (p *Producer) PushBatch(ctx context.Context, jobs []map[string]any) ([]stri
 	if len(jobs) == 0 {
 		return nil, nil
 	}
+	p.checkEviction(ctx)
 	ids := newIDs(len(jobs))
 	errs := make([]error, len(jobs))
 	failed := false
@@ -156,6 +173,18 @@ func (p *Producer) PushBatch(ctx context.Context, jobs []map[string]any) ([]stri
 		return ids, &BatchError{Queue: p.queue, Errs: errs}
 	}
 	return ids, nil
+}
+
+// checkEviction checks the server's maxmemory-policy before the first
+// push (see redischeck.Once): one round trip, made once by one push while
+// concurrent pushes go on; an error in it never fails the push, and a
+// transient one leaves the check to the next push.
+func (p *Producer) checkEviction(ctx context.Context) {
+	log := p.log
+	if log == nil {
+		log = slog.Default()
+	}
+	p.evict.Do(ctx, p.rdb, log)
 }
 
 // BatchError reports the jobs of a [Producer.PushBatch] that failed. It

@@ -7,6 +7,7 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/internal/batcherr"
+	"github.com/streamgroup/streamgroup/internal/redischeck"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 )
 
@@ -98,6 +100,13 @@ type ProducerOptions struct {
 	// free pipeline one by one). Negative is invalid.
 	MaxBatch int
 
+	// Logger receives the producer's one log line: the warning, logged
+	// once before the first add, that the server's maxmemory-policy is not
+	// noeviction (Redis may then evict the stream and lose work), or, at
+	// Info, that it could not be checked (CONFIG GET refused). Nil means
+	// [slog.Default] (as it is when the check runs).
+	Logger *slog.Logger
+
 	// OnError receives the errors of the automatic trims that follow adds.
 	// Such an error never fails the add: the entries were written, and the
 	// next due trim tries again. Nil means such errors are dropped. It must
@@ -123,8 +132,9 @@ type Entry struct {
 // safe for concurrent use, and built for it: single adds made at the same
 // time from many goroutines are coalesced into pipelines (see
 // [Producer.AddEntry]), so publishing from a goroutine per request costs
-// few round trips. It starts no goroutines, does not own the client and
-// never closes it. The zero value is not usable: create one with
+// few round trips. Its first add is preceded by a check of the server's
+// maxmemory-policy (one CONFIG GET, once; see [ProducerOptions.Logger]). It
+// starts no goroutines, does not own the client and never closes it. The zero value is not usable: create one with
 // [NewProducer].
 type Producer struct {
 	rdb      redis.UniversalClient
@@ -136,6 +146,7 @@ type Producer struct {
 	adds     atomic.Uint64   // adds made, for TrimInterval
 	prefix   []any           // of every XADD: see xaddPrefix
 	co       coalescer       // single adds waiting for a pipeline
+	evict    redischeck.Once // the maxmemory-policy check, before the first add
 }
 
 //go:embed trim.lua
@@ -258,6 +269,7 @@ func (p *Producer) AddEntry(ctx context.Context, e Entry) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	p.checkEviction(ctx)
 	if err := ctx.Err(); err != nil {
 		return "", p.wrap(err)
 	}
@@ -293,6 +305,7 @@ func (p *Producer) AddBatch(ctx context.Context, entries []Entry) ([]string, err
 		valid = append(valid, i)
 	}
 	if len(args) > 0 {
+		p.checkEviction(ctx)
 		sentIDs, sentErrs := p.send(ctx, args)
 		for k, i := range valid {
 			ids[i], errs[i] = sentIDs[k], sentErrs[k]
@@ -302,6 +315,18 @@ func (p *Producer) AddBatch(ctx context.Context, entries []Entry) ([]string, err
 		return ids, &BatchError{Stream: p.stream, Errs: errs}
 	}
 	return ids, nil
+}
+
+// checkEviction checks the server's maxmemory-policy before the first
+// add (see redischeck.Once): one round trip, made once by one add while
+// concurrent adds go on; an error in it never fails the add, and a
+// transient one leaves the check to the next add.
+func (p *Producer) checkEviction(ctx context.Context) {
+	log := p.opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	p.evict.Do(ctx, p.rdb, log)
 }
 
 // send runs the XADDs args (see xaddArgs) in one pipeline, with a safe trim

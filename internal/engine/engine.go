@@ -153,6 +153,7 @@ func (e *Engine) Run(ctx context.Context, mode Mode) error {
 	if !e.used.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
 	}
+	e.checkEviction(ctx)
 	if err := e.ensureGroupAtStart(ctx); err != nil {
 		return err
 	}
