@@ -12,6 +12,7 @@ import (
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/internal/redistest"
 	"github.com/streamgroup/streamgroup/queue"
+	"github.com/streamgroup/streamgroup/stream"
 )
 
 // fullRedis is a Redis server of the test's own with the noeviction
@@ -111,13 +112,24 @@ func TestReliableConsumerWaitsOutFullRedis(t *testing.T) {
 		return oom.n.Load() > 0
 	})
 
-	// A producer's push is refused: the caller gets the OOM error.
+	// A producer's push (or add) is refused: the caller gets the OOM
+	// error, nothing is written.
 	p, err := queue.NewProducer(rdb, q, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.Push(context.Background(), map[string]any{"n": -1}); !rediserr.IsOOM(err) {
 		t.Fatalf("Push on the full server = %v; want an OOM error", err)
+	}
+	sp, err := stream.NewProducer(rdb, q+":stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.Add(context.Background(), map[string]any{"n": -1}); !rediserr.IsOOM(err) {
+		t.Fatalf("stream Add on the full server = %v; want an OOM error", err)
+	}
+	if n := llen(t, rdb, q); n != 0 {
+		t.Fatalf("queue holds %d jobs after a refused push; want 0", n)
 	}
 
 	f.free()
