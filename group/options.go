@@ -137,7 +137,9 @@ type Options struct {
 	AckTimeout time.Duration
 
 	// Logger receives the consumer's logs, with the attributes stream,
-	// group, consumer and (per entry) id. Nil means no logging. Entry
+	// group, consumer and (per entry) id. Nil means no logging, but for the
+	// warning that Redis's maxmemory-policy can evict entries (see
+	// docs/reliability.md), which then goes to slog.Default(). Entry
 	// contents are never logged.
 	Logger *slog.Logger
 

@@ -14,7 +14,7 @@ import (
 // finds stops the consumer.
 func (c *Consumer) checkEviction(ctx context.Context) {
 	for attempt := 0; ; attempt++ {
-		err := redischeck.EvictionPolicy(ctx, c.rdb, c.log)
+		err := redischeck.EvictionPolicy(ctx, c.rdb, c.cfg.warnLog)
 		if err == nil || ctx.Err() != nil {
 			return
 		}

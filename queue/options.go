@@ -148,7 +148,9 @@ type Options struct {
 	AckTimeout time.Duration
 
 	// Logger receives the consumer's logs, with the attributes consumer
-	// (reliable mode), queue and (per job) id. Nil means no logging. Job
+	// (reliable mode), queue and (per job) id. Nil means no logging, but
+	// for the warning that Redis's maxmemory-policy can evict jobs (see
+	// docs/reliability.md), which then goes to slog.Default(). Job
 	// contents are never logged.
 	Logger *slog.Logger
 
@@ -188,6 +190,11 @@ type config struct {
 	queues   []string
 	consumer string // reliable mode only
 	dead     []string
+
+	// warnLog receives the maxmemory-policy warning: Logger, or
+	// slog.Default() when Logger is nil, so that a consumer without a
+	// logger still says when at-least-once is void.
+	warnLog *slog.Logger
 }
 
 func invalid(format string, args ...any) error {
@@ -309,11 +316,14 @@ func normalize(m mode, queues []string, consumer string, opts *Options) (config,
 	if c.AckTimeout == 0 {
 		c.AckTimeout = defaultAckTimeout
 	}
+	c.warnLog = c.Logger
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+		c.warnLog = slog.Default()
 	}
 	if m == modeReliable {
 		c.Logger = c.Logger.With("consumer", consumer)
+		c.warnLog = c.warnLog.With("consumer", consumer)
 	}
 	return c, nil
 }

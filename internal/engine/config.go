@@ -57,6 +57,11 @@ type Config struct {
 	// engine then sizes its prefetch between Concurrency and Prefetch (set
 	// to the cap) from the measured read round trip and handler time.
 	AdaptivePrefetch bool
+
+	// warnLog receives the maxmemory-policy warning: Logger, or
+	// slog.Default() when Logger is nil, so that a consumer without a
+	// logger still says when at-least-once is void.
+	warnLog *slog.Logger
 }
 
 // Knobs mirrors group.Options field for field, so that group and claim
@@ -210,9 +215,12 @@ func (c Config) Normalize() (Config, error) {
 	if c.AckTimeout == 0 {
 		c.AckTimeout = DefaultAckTimeout
 	}
+	c.warnLog = c.Logger
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+		c.warnLog = slog.Default()
 	}
 	c.Logger = c.Logger.With("stream", c.Stream, "group", c.Group, "consumer", c.Consumer)
+	c.warnLog = c.warnLog.With("stream", c.Stream, "group", c.Group, "consumer", c.Consumer)
 	return c, nil
 }

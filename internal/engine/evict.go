@@ -14,7 +14,7 @@ import (
 // ends; nothing it finds stops the consumer.
 func (e *Engine) checkEviction(ctx context.Context) {
 	for attempt := 0; ; attempt++ {
-		err := redischeck.EvictionPolicy(ctx, e.cfg.Client, e.log)
+		err := redischeck.EvictionPolicy(ctx, e.cfg.Client, e.cfg.warnLog)
 		if err == nil || ctx.Err() != nil {
 			return
 		}
