@@ -208,11 +208,12 @@ func (m *Manager) SetID(ctx context.Context, streamKey, group, id string) error 
 	}
 	var exists *redis.IntCmd
 	var setid *redis.StatusCmd
-	_, err := m.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := m.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		exists = p.Exists(ctx, streamKey)
 		setid = p.XGroupSetID(ctx, streamKey, group, id)
 		return nil
 	})
+	err = rediserr.TxErr(err, cmds)
 	if exists.Err() == nil && exists.Val() == 0 {
 		return noGroup(streamKey, group, nil)
 	}
@@ -230,11 +231,12 @@ func (m *Manager) Destroy(ctx context.Context, streamKey, group string) (bool, e
 		return false, err
 	}
 	var exists, destroy *redis.IntCmd
-	_, err := m.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := m.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		exists = p.Exists(ctx, streamKey)
 		destroy = p.XGroupDestroy(ctx, streamKey, group)
 		return nil
 	})
+	err = rediserr.TxErr(err, cmds)
 	if exists.Err() == nil && exists.Val() == 0 {
 		return false, nil
 	}
@@ -501,11 +503,12 @@ func (m *Manager) deleteConsumer(ctx context.Context, streamKey, group, consumer
 func (m *Manager) existsAndDo(ctx context.Context, key string, args ...any) (exists int64, val any, err error) {
 	var ex *redis.IntCmd
 	var cmd *redis.Cmd
-	_, err = m.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := m.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		ex = p.Exists(ctx, key)
 		cmd = p.Do(ctx, args...)
 		return nil
 	})
+	err = rediserr.TxErr(err, cmds)
 	if ex.Err() != nil {
 		return -1, nil, err
 	}
