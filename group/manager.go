@@ -12,6 +12,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
+	"github.com/streamgroup/streamgroup/internal/script"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -467,7 +468,7 @@ const (
 // idle for at least ARGV[3] milliseconds. It returns {result, detail}.
 // Scripts see RESP2 replies, so XINFO CONSUMERS entries are flat
 // field/value arrays.
-var deleteConsumerScript = redis.NewScript(`
+var deleteConsumerScript = script.New("delete consumer", []string{"EXISTS", "XINFO CONSUMERS", "XGROUP DELCONSUMER"}, `
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('NOGROUP No such key or consumer group')
 end

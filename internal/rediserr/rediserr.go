@@ -102,12 +102,19 @@ func CmdName(cmd redis.Cmder) string {
 		return strings.ToUpper(cmd.Name())
 	}
 	name := strings.ToUpper(fmt.Sprint(args[0]))
-	switch name {
-	case "XGROUP", "XINFO", "CLIENT", "CONFIG", "SCRIPT", "OBJECT", "MEMORY", "ACL", "FUNCTION":
-		// Container commands: ACL grants them per subcommand (+xgroup|destroy).
-		if len(args) > 1 {
-			name += " " + strings.ToUpper(fmt.Sprint(args[1]))
-		}
+	if len(args) > 1 && HasSubcommands(name) {
+		name += " " + strings.ToUpper(fmt.Sprint(args[1]))
 	}
 	return name
+}
+
+// HasSubcommands reports whether the command named name (any case) is a
+// container command, which ACL grants per subcommand (+xgroup|destroy), among
+// those this module sends or a user may meet in its errors.
+func HasSubcommands(name string) bool {
+	switch strings.ToUpper(name) {
+	case "XGROUP", "XINFO", "CLIENT", "CONFIG", "SCRIPT", "OBJECT", "MEMORY", "ACL", "FUNCTION", "COMMAND", "CLUSTER":
+		return true
+	}
+	return false
 }
