@@ -12,6 +12,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
+	"github.com/streamgroup/streamgroup/internal/script"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -208,11 +209,12 @@ func (m *Manager) SetID(ctx context.Context, streamKey, group, id string) error 
 	}
 	var exists *redis.IntCmd
 	var setid *redis.StatusCmd
-	_, err := m.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := m.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		exists = p.Exists(ctx, streamKey)
 		setid = p.XGroupSetID(ctx, streamKey, group, id)
 		return nil
 	})
+	err = rediserr.TxErr(err, cmds)
 	if exists.Err() == nil && exists.Val() == 0 {
 		return noGroup(streamKey, group, nil)
 	}
@@ -230,11 +232,12 @@ func (m *Manager) Destroy(ctx context.Context, streamKey, group string) (bool, e
 		return false, err
 	}
 	var exists, destroy *redis.IntCmd
-	_, err := m.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := m.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		exists = p.Exists(ctx, streamKey)
 		destroy = p.XGroupDestroy(ctx, streamKey, group)
 		return nil
 	})
+	err = rediserr.TxErr(err, cmds)
 	if exists.Err() == nil && exists.Val() == 0 {
 		return false, nil
 	}
@@ -465,7 +468,7 @@ const (
 // idle for at least ARGV[3] milliseconds. It returns {result, detail}.
 // Scripts see RESP2 replies, so XINFO CONSUMERS entries are flat
 // field/value arrays.
-var deleteConsumerScript = redis.NewScript(`
+var deleteConsumerScript = script.New("delete consumer", []string{"EXISTS", "XINFO CONSUMERS", "XGROUP DELCONSUMER"}, `
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('NOGROUP No such key or consumer group')
 end
@@ -501,11 +504,12 @@ func (m *Manager) deleteConsumer(ctx context.Context, streamKey, group, consumer
 func (m *Manager) existsAndDo(ctx context.Context, key string, args ...any) (exists int64, val any, err error) {
 	var ex *redis.IntCmd
 	var cmd *redis.Cmd
-	_, err = m.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := m.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		ex = p.Exists(ctx, key)
 		cmd = p.Do(ctx, args...)
 		return nil
 	})
+	err = rediserr.TxErr(err, cmds)
 	if ex.Err() != nil {
 		return -1, nil, err
 	}

@@ -596,3 +596,53 @@ func TestManagerSweepConsumers(t *testing.T) {
 		t.Errorf("consumers after SweepConsumers(1ms) = %v; want busy kept", names)
 	}
 }
+
+// TestManagerNoPermNamesCommand runs each Manager method that uses MULTI/EXEC
+// as an ACL user refused one command of the transaction: the error must be
+// the refused command's own NOPERM, naming it, not EXECABORT.
+func TestManagerNoPermNamesCommand(t *testing.T) {
+	t.Parallel()
+	ctx, admin, _, key, grp := managerEnv(t)
+	mustEnsure(t, group.NewManager(admin), key, grp, group.StartAll)
+	all := []string{"exists", "multi", "exec", "xgroup|setid", "xgroup|destroy", "xinfo|groups", "xinfo|consumers"}
+	calls := map[string]func(m *group.Manager) error{
+		"SetID":     func(m *group.Manager) error { return m.SetID(ctx, key, grp, group.StartAll) },
+		"Destroy":   func(m *group.Manager) error { _, err := m.Destroy(ctx, key, grp+"-none"); return err },
+		"Groups":    func(m *group.Manager) error { _, err := m.Groups(ctx, key); return err },
+		"Consumers": func(m *group.Manager) error { _, err := m.Consumers(ctx, key, grp); return err },
+	}
+	tests := []struct {
+		without string
+		calls   []string
+	}{
+		{"xgroup|destroy", []string{"Destroy"}},
+		{"xgroup|setid", []string{"SetID"}},
+		{"xinfo|groups", []string{"Groups"}},
+		{"xinfo|consumers", []string{"Consumers"}},
+		{"exists", []string{"SetID", "Destroy", "Groups", "Consumers"}},
+	}
+	for i, tt := range tests {
+		user := "sg-noperm-" + strconv.Itoa(i) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		args := []any{"ACL", "SETUSER", user, "reset", "on", ">pw-" + user, "~" + key, "resetchannels", "-@all"}
+		for _, c := range all {
+			if c != tt.without {
+				args = append(args, "+"+c)
+			}
+		}
+		if err := admin.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("ACL SETUSER: %v", err)
+		}
+		t.Cleanup(func() { admin.ACLDelUser(context.WithoutCancel(ctx), user) })
+		opts := *admin.Options()
+		opts.Username, opts.Password = user, "pw-"+user
+		rdb := redis.NewClient(&opts)
+		t.Cleanup(func() { _ = rdb.Close() })
+		m := group.NewManager(rdb)
+		for _, name := range tt.calls {
+			err := calls[name](m)
+			if err == nil || !rediserr.IsNoPerm(err) || !strings.Contains(err.Error(), "'"+tt.without+"'") {
+				t.Errorf("without %s: %s = %v; want the NOPERM naming '%s'", tt.without, name, err, tt.without)
+			}
+		}
+	}
+}

@@ -11,11 +11,13 @@
 -- The push comes before the LREM: a failing push (a key of the wrong type)
 -- aborts the script with the job still in the processing list.
 local out = {}
-local push = 'LPUSH'
-if ARGV[1] == 'R' then push = 'RPUSH' end
 for i = 2, #ARGV, 2 do
   if redis.call('LPOS', KEYS[1], ARGV[i]) then
-    redis.call(push, KEYS[2], ARGV[i+1])
+    if ARGV[1] == 'R' then
+      redis.call('RPUSH', KEYS[2], ARGV[i+1])
+    else
+      redis.call('LPUSH', KEYS[2], ARGV[i+1])
+    end
     redis.call('LREM', KEYS[1], 1, ARGV[i])
     out[#out+1] = 1
   else

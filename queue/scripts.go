@@ -3,7 +3,7 @@ package queue
 import (
 	_ "embed"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/streamgroup/streamgroup/internal/script"
 )
 
 // The scripts, one per file so each can be read (and run with redis-cli
@@ -26,19 +26,20 @@ var (
 )
 
 // scripts holds the compiled scripts; each consumer has its own copy, so
-// no package-level state is shared (a *redis.Script caches nothing that
-// changes).
+// no package-level state is shared (a *script.Script caches nothing that
+// changes). Each declares the commands it runs (script.New checks them
+// against the source), which its errors name.
 type scripts struct {
-	fetch, pop, recover, move, bump, leave *redis.Script
+	fetch, pop, recover, move, bump, leave *script.Script
 }
 
 func newScripts() scripts {
 	return scripts{
-		fetch:   redis.NewScript(fetchSource),
-		pop:     redis.NewScript(popSource),
-		recover: redis.NewScript(recoverSource),
-		move:    redis.NewScript(moveSource),
-		bump:    redis.NewScript(bumpSource),
-		leave:   redis.NewScript(leaveSource),
+		fetch:   script.New("fetch", []string{"TYPE", "LMOVE", "LSET", "SADD"}, fetchSource),
+		pop:     script.New("pop", []string{"TYPE", "RPOP"}, popSource),
+		recover: script.New("recover", []string{"EXISTS", "LMOVE", "SREM"}, recoverSource),
+		move:    script.New("move", []string{"LPOS", "LPUSH", "RPUSH", "LREM"}, moveSource),
+		bump:    script.New("bump", []string{"LPOS", "LSET"}, bumpSource),
+		leave:   script.New("leave", []string{"LLEN", "DEL", "SREM"}, leaveSource),
 	}
 }

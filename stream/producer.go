@@ -20,6 +20,7 @@ import (
 	"github.com/streamgroup/streamgroup/internal/batcherr"
 	"github.com/streamgroup/streamgroup/internal/redischeck"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
+	"github.com/streamgroup/streamgroup/internal/script"
 )
 
 // ErrInvalidOptions is wrapped by the error [NewProducer] and [NewReader]
@@ -152,7 +153,7 @@ type Producer struct {
 //go:embed trim.lua
 var trimSource string
 
-var trimScript = redis.NewScript(trimSource)
+var trimScript = script.New("trim", []string{"TYPE", "XINFO GROUPS", "XRANGE", "XREVRANGE", "XPENDING", "XLEN", "XTRIM"}, trimSource)
 
 // NewProducer returns a producer that adds to stream through rdb. A nil
 // opts means defaults. It returns an error wrapping [ErrInvalidOptions] for
@@ -373,7 +374,7 @@ func (p *Producer) send(ctx context.Context, args [][]any) ([]string, []error) {
 	}
 	if trim != nil {
 		if err := trim.Err(); err != nil && p.opts.OnError != nil {
-			p.opts.OnError(fmt.Errorf("stream: trim %q: %w", p.stream, err))
+			p.opts.OnError(fmt.Errorf("stream: trim %q: %w", p.stream, trimScript.Wrap(err)))
 		}
 	}
 	return ids, errs

@@ -14,6 +14,7 @@ import (
 	"github.com/streamgroup/streamgroup/internal/backoff"
 	"github.com/streamgroup/streamgroup/internal/keys"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
+	"github.com/streamgroup/streamgroup/internal/script"
 )
 
 // A consumer name is one consumer's: the pending entries of the name are its
@@ -37,7 +38,7 @@ func LiveKey(streamKey, group, consumer string) string {
 // liveRenewScript renews the key when this consumer holds it, or takes it
 // when it expired (a stall longer than the TTL, or a Redis restart that lost
 // it). It returns 0 when another consumer holds it.
-var liveRenewScript = redis.NewScript(`
+var liveRenewScript = script.New("renew consumer name", []string{"GET", "SET"}, `
 local v = redis.call('GET', KEYS[1])
 if v and v ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -45,7 +46,7 @@ return 1
 `)
 
 // liveReleaseScript deletes the key when this consumer holds it.
-var liveReleaseScript = redis.NewScript(`
+var liveReleaseScript = script.New("release consumer name", []string{"GET", "DEL"}, `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `)

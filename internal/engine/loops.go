@@ -424,7 +424,7 @@ func (e *Engine) retryLoop(ctx context.Context) error {
 		res, err := retryScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream}, args...).Slice()
 		if err != nil {
 			e.credits.Give(n)
-			if err := e.handleErr(ctx, "retry XCLAIM", err, &attempt); err != nil {
+			if err := e.handleErr(ctx, "retry", err, &attempt); err != nil {
 				return stopped(err)
 			}
 			continue

@@ -3,7 +3,7 @@ package engine
 import (
 	"fmt"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/streamgroup/streamgroup/internal/script"
 )
 
 // Every script touches the stream key only (the dead-letter script also the
@@ -16,7 +16,7 @@ import (
 // the fetch that went unused) and the idle time to ARGV[3] ms (MinIdle), so
 // a reclaimer can deliver it at once and the unused fetch does not count
 // toward MaxDeliveries. It returns how many entries it released.
-var releaseScript = redis.NewScript(`
+var releaseScript = script.New("release", []string{"XPENDING", "XCLAIM"}, `
 local n = 0
 for i = 4, #ARGV, 2 do
   local id = ARGV[i]
@@ -33,7 +33,7 @@ return n
 // JUSTID, which bumps the delivery counter). An entry another consumer has
 // taken meanwhile is left alone. Reply: a list of {id, fields, deliveries};
 // deliveries is -1 for an entry deleted from the stream.
-var retryScript = redis.NewScript(`
+var retryScript = script.New("retry", []string{"XPENDING", "XCLAIM", "XACK"}, `
 local out = {}
 for i = 3, #ARGV do
   local id = ARGV[i]
@@ -54,7 +54,7 @@ return out
 // renewScript extends the lease of entries this consumer owns: XCLAIM JUSTID
 // resets their idle time without counting a delivery. It returns the IDs this
 // consumer no longer owns (acknowledged, or taken by another consumer).
-var renewScript = redis.NewScript(`
+var renewScript = script.New("renew", []string{"XPENDING", "XCLAIM"}, `
 local lost = {}
 for i = 3, #ARGV do
   local id = ARGV[i]
@@ -73,7 +73,7 @@ return lost
 // XACK, so the entry is never acknowledged without its dead letter. It does
 // nothing (returns false) when this consumer no longer owns the entry.
 // ARGV: group, consumer, id, then field/value pairs for the dead letter.
-var deadLetterScript = redis.NewScript(`
+var deadLetterScript = script.New("dead-letter", []string{"XPENDING", "XADD", "XACK"}, `
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if not p[1] or p[1][2] ~= ARGV[2] then return false end
 local args = {}

@@ -3,7 +3,9 @@ package rediserr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -67,4 +69,52 @@ func IsTransient(err error) bool {
 	// I/O errors that are not net.Error (io.EOF, io.ErrUnexpectedEOF,
 	// "connection reset", redis: client is closed, pool timeout...).
 	return !errors.Is(err, redis.ErrClosed)
+}
+
+// TxErr returns the error of a MULTI/EXEC transaction (TxPipelined) run
+// with cmds, the commands it queued. When Redis refused a queued command
+// (NOPERM, an unknown command, a wrong arity) it discards the whole
+// transaction and EXEC replies only EXECABORT; the refused command's own
+// error, which says what was wrong, is on the command. TxErr returns that
+// error wrapped with the command's name ("XGROUP DESTROY: NOPERM ..."); it
+// does the same for a command that failed inside EXEC (WRONGTYPE, NOGROUP).
+// Other errors (network, context) and nil are returned as they are. The
+// result is still the Redis reply for errors.As, the prefix checks above
+// and [IsTransient].
+func TxErr(err error, cmds []redis.Cmder) error {
+	if err == nil || !IsReply(err) {
+		return err
+	}
+	for _, cmd := range cmds {
+		cerr := cmd.Err()
+		if IsReply(cerr) && !redis.IsExecAbortError(cerr) {
+			return fmt.Errorf("%s: %w", CmdName(cmd), cerr)
+		}
+	}
+	return err
+}
+
+// CmdName returns cmd's name as Redis's docs write it, with the subcommand
+// of a container command: "XADD", "XGROUP DESTROY", "XINFO GROUPS".
+func CmdName(cmd redis.Cmder) string {
+	args := cmd.Args()
+	if len(args) == 0 {
+		return strings.ToUpper(cmd.Name())
+	}
+	name := strings.ToUpper(fmt.Sprint(args[0]))
+	if len(args) > 1 && HasSubcommands(name) {
+		name += " " + strings.ToUpper(fmt.Sprint(args[1]))
+	}
+	return name
+}
+
+// HasSubcommands reports whether the command named name (any case) is a
+// container command, which ACL grants per subcommand (+xgroup|destroy), among
+// those this module sends or a user may meet in its errors.
+func HasSubcommands(name string) bool {
+	switch strings.ToUpper(name) {
+	case "XGROUP", "XINFO", "CLIENT", "CONFIG", "SCRIPT", "OBJECT", "MEMORY", "ACL", "FUNCTION", "COMMAND", "CLUSTER":
+		return true
+	}
+	return false
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +109,53 @@ func TestIsReply(t *testing.T) {
 	}
 	if syntax == nil || !errors.Is(nilReply, redis.Nil) {
 		t.Fatalf("setup: syntax = %v, nil reply = %v", syntax, nilReply)
+	}
+}
+
+// TxErr replaces a transaction's EXECABORT with the refused command's own
+// error, named, and keeps it classifiable.
+func TestTxErr(t *testing.T) {
+	rdb := redistest.Client(t)
+	key, _ := redistest.Names(t)
+	ctx := context.Background()
+	str := key + ":string"
+	if err := rdb.Set(ctx, str, "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Del(context.Background(), str) })
+
+	// Refused when queued (wrong arity): EXEC replies EXECABORT.
+	cmds, execErr := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Exists(ctx, key)
+		p.Do(ctx, "XGROUP", "DESTROY", key)
+		return nil
+	})
+	if !redis.IsExecAbortError(execErr) {
+		t.Fatalf("setup: EXEC = %v; want EXECABORT", execErr)
+	}
+	err := rediserr.TxErr(execErr, cmds)
+	if !strings.HasPrefix(err.Error(), "XGROUP DESTROY: ") || !strings.Contains(err.Error(), "wrong number of arguments") {
+		t.Errorf("TxErr(EXECABORT) = %v; want XGROUP DESTROY's own arity error, named", err)
+	}
+	if !errors.Is(err, cmds[1].Err()) || !rediserr.IsReply(err) || rediserr.IsTransient(err) {
+		t.Errorf("TxErr(EXECABORT) = %v: want it to wrap the command's reply (a reply, not transient)", err)
+	}
+
+	// Failed inside EXEC: the command is named, the reply still classified.
+	cmds, execErr = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Exists(ctx, str)
+		p.XAdd(ctx, &redis.XAddArgs{Stream: str, Values: []any{"a", 1}})
+		return nil
+	})
+	err = rediserr.TxErr(execErr, cmds)
+	if !rediserr.IsWrongType(err) || !strings.HasPrefix(err.Error(), "XADD: WRONGTYPE") {
+		t.Errorf("TxErr(WRONGTYPE in EXEC) = %v; want XADD: WRONGTYPE ...", err)
+	}
+
+	if err := rediserr.TxErr(nil, cmds); err != nil {
+		t.Errorf("TxErr(nil) = %v; want nil", err)
+	}
+	if err := rediserr.TxErr(io.EOF, cmds); err != io.EOF {
+		t.Errorf("TxErr(EOF) = %v; want EOF unchanged", err)
 	}
 }
