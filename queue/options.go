@@ -263,7 +263,7 @@ func normalize(m mode, queues []string, consumer string, opts *Options) (config,
 	for _, q := range c.queues {
 		d := c.DeadLetterList
 		if d == "" {
-			d = q + deadLetterSuffix
+			d = DeadLetterKey(q)
 		}
 		if seen[d] {
 			return c, invalid("dead-letter list %q is also a queue", d)
