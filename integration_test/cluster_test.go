@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/streamgroup/streamgroup/claim"
 	"github.com/streamgroup/streamgroup/group"
 	"github.com/streamgroup/streamgroup/handler"
@@ -237,5 +236,3 @@ func TestClusterKeySlot(t *testing.T) {
 		}
 	}
 }
-
-
