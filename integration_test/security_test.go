@@ -153,7 +153,7 @@ func wholeFlow(t *testing.T, rdb *redis.Client, key string) []error {
 	t.Helper()
 	ctx := context.Background()
 	const grp = "workers"
-	dead := key + ":dead"
+	dead := stream.DeadLetterKey(key) // "{jobs:email}:dead": matches ~{jobs:*
 
 	p, err := stream.NewProducer(rdb, key, &stream.ProducerOptions{MaxLen: 1000, TrimInterval: 1})
 	if err != nil {
