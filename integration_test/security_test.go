@@ -600,7 +600,7 @@ func TestNoSecretsInLogsOrErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadCount := func() int64 { n, _ := rdb.XLen(ctx, key+":dead").Result(); return n }
+	deadCount := func() int64 { n, _ := rdb.XLen(ctx, stream.DeadLetterKey(key)).Result(); return n }
 
 	publishAll("before")
 	c := newConsumer(t, rdb, key, grp, "c1", h, opts)
