@@ -41,7 +41,7 @@ func optionsValid(streamKey, grp, consumer string, o group.Options) bool {
 	}
 	dead := o.DeadLetterStream
 	if dead == "" {
-		dead = streamKey + ":dead"
+		dead = stream.DeadLetterKey(streamKey)
 	}
 	if dead == streamKey {
 		return false

@@ -77,9 +77,13 @@ type Options struct {
 
 	// DeadLetterStream is the stream that receives entries that failed
 	// permanently or too often, with their original fields and metadata
-	// (see stream.ParseDeadLetter). Zero means "<stream>:dead". On Redis
-	// Cluster it must hash to the stream's slot: use a hash tag, as in
-	// "{jobs}:email" and "{jobs}:email:dead".
+	// (see stream.ParseDeadLetter). Zero means stream.DeadLetterKey(stream):
+	// "{jobs:email}:dead" for "jobs:email", "{jobs}:email:dead" for a name
+	// with a hash tag such as "{jobs}:email", in the stream's Redis Cluster
+	// slot either way. On Redis Cluster a stream set here must hash to the
+	// stream's slot (give both the same hash tag); NewConsumer and
+	// claim.NewReclaimer refuse it otherwise, as every dead-lettering would
+	// fail with CROSSSLOT. On a standalone Redis any name works.
 	DeadLetterStream string
 
 	// MinIdle is how long an entry must stay unacknowledged and untouched

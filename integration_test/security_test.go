@@ -157,7 +157,7 @@ func wholeFlow(t *testing.T, rdb *redis.Client, key string) []error {
 	t.Helper()
 	ctx := context.Background()
 	const grp = "workers"
-	dead := key + ":dead"
+	dead := stream.DeadLetterKey(key) // "{jobs:email}:dead": matches ~{jobs:*
 
 	p, err := stream.NewProducer(rdb, key, &stream.ProducerOptions{MaxLen: 1000, TrimInterval: 1})
 	if err != nil {
@@ -607,7 +607,7 @@ func TestNoSecretsInLogsOrErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadCount := func() int64 { n, _ := rdb.XLen(ctx, key+":dead").Result(); return n }
+	deadCount := func() int64 { n, _ := rdb.XLen(ctx, stream.DeadLetterKey(key)).Result(); return n }
 
 	publishAll("before")
 	c := newConsumer(t, rdb, key, grp, "c1", h, opts)

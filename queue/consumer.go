@@ -21,22 +21,6 @@ import (
 	"github.com/streamgroup/streamgroup/stream"
 )
 
-// ProcessingKey returns the key of the processing list that the reliable
-// consumer named consumer keeps for queue: "<queue>:processing:<consumer>".
-func ProcessingKey(queue, consumer string) string { return queue + ":processing:" + consumer }
-
-// HeartbeatKey returns the key of the heartbeat that the reliable consumer
-// named consumer keeps for queue: "<queue>:heartbeat:<consumer>".
-func HeartbeatKey(queue, consumer string) string { return queue + ":heartbeat:" + consumer }
-
-// ConsumersKey returns the key of the set of reliable consumers that may
-// hold jobs of queue in a processing list: "<queue>:consumers".
-func ConsumersKey(queue string) string { return queue + ":consumers" }
-
-// DeadLetterKey returns the default dead-letter list of queue:
-// "<queue>:dead".
-func DeadLetterKey(queue string) string { return queue + deadLetterSuffix }
-
 // Consumer handles the jobs of one or more Redis lists with a
 // [handler.Handler] on a bounded pool of goroutines, in one of two modes:
 // reliable ([NewReliableConsumer]) or simple ([NewSimpleConsumer]). See the
@@ -134,6 +118,11 @@ func newConsumer(m mode, rdb redis.UniversalClient, queues []string, name string
 	cfg, err := normalize(m, queues, name, opts)
 	if err != nil {
 		return nil, err
+	}
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		if err := cfg.checkSlots(); err != nil {
+			return nil, err
+		}
 	}
 	slots := cfg.Concurrency + cfg.Prefetch
 	return &Consumer{

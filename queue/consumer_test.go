@@ -668,7 +668,7 @@ func TestQueueOptionsInvalid(t *testing.T) {
 		{"tiny poll", []string{"a"}, "c", &queue.Options{PollInterval: time.Millisecond}},
 		{"heartbeat interval too long", []string{"a"}, "c", &queue.Options{HeartbeatTTL: time.Second, HeartbeatInterval: 600 * time.Millisecond}},
 		{"dead letter is a queue", []string{"a", "b"}, "c", &queue.Options{DeadLetterList: "b"}},
-		{"default dead letter is a queue", []string{"a", "a:dead"}, "c", nil},
+		{"default dead letter is a queue", []string{"a", "{a}:dead"}, "c", nil},
 		{"retry cap below base", []string{"a"}, "c", &queue.Options{RetryBackoff: time.Second, MaxRetryBackoff: time.Millisecond}},
 		{"too much concurrency", []string{"a"}, "c", &queue.Options{Concurrency: queue.MaxConcurrency + 1}},
 	}

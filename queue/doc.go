@@ -18,12 +18,13 @@
 // A reliable consumer ([NewReliableConsumer]) gives at-least-once delivery.
 // It moves jobs atomically (a Lua script, as many as it has free handler
 // slots, in one round trip) from the queues into a processing list of its
-// own, "<queue>:processing:<consumer>", and removes each job from there
+// own, "{<queue>}:processing:<consumer>" ([ProcessingKey]), and removes
+// each job from there
 // (LREM of exactly that element) only after its handler returned nil. A
 // job is always in exactly one list: its queue, one processing list, or the
 // dead-letter list. Each consumer keeps a heartbeat key with a TTL
-// ("<queue>:heartbeat:<consumer>", renewed every HeartbeatInterval) and is
-// registered in the set "<queue>:consumers". Every consumer sweeps that set
+// ("{<queue>}:heartbeat:<consumer>", renewed every HeartbeatInterval) and is
+// registered in the set "{<queue>}:consumers". Every consumer sweeps that set
 // at start-up and every SweepInterval: the processing list of a consumer
 // whose heartbeat has expired is moved back to the front of its queue, in
 // one atomic script that checks the heartbeat itself. A consumer restarting
@@ -51,7 +52,7 @@
 // processing list meanwhile, and its element is rewritten in place with
 // the attempt count incremented); an error wrapping handler.ErrPermanent or
 // stream.ErrDecode, or a failure on the MaxAttempts-th attempt, moves the
-// job to the dead-letter list ("<queue>:dead" by default) with the reason,
+// job to the dead-letter list ("{<queue>}:dead" by default) with the reason,
 // the consumer, the attempt count and the time (see [ParseDeadLetter]),
 // atomically with its removal from the processing list. Panics become
 // *handler.PanicError and take the error path. An element that carries
@@ -75,7 +76,18 @@
 // all queues. Priorities apply when jobs are fetched: fetched jobs wait in
 // memory in order, so keep Prefetch small when priority latency matters.
 // On Redis Cluster all the queues of a consumer must share a hash tag
-// ("{jobs}:high", "{jobs}:low"), since one script reads them all.
+// ("{jobs}:high", "{jobs}:low"), since one script reads them all; the
+// constructors refuse them otherwise when given a *redis.ClusterClient.
+//
+// # Key names
+//
+// Every helper key lies in its queue's Redis Cluster slot, so every script
+// touches one slot: "{<queue>}" above stands for the queue's name in a hash
+// tag when it has none ("{jobs:email}:dead" for "jobs:email") and for the
+// name itself when it has one ("{jobs}:email:dead" for "{jobs}:email"). Older
+// versions appended to the name ("jobs:email:processing:<consumer>"); a
+// reliable consumer recovers jobs left under those names once their old
+// heartbeat has expired, so an upgrade strands none (docs/wire-format.md).
 //
 // # Idempotency
 //

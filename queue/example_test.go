@@ -85,7 +85,7 @@ func ExampleNewSimpleConsumer() {
 }
 
 func ExampleParseDeadLetter() {
-	// An element of "jobs:email:dead", as LRANGE returns it.
+	// An element of "{jobs:email}:dead", as LRANGE returns it.
 	rec := `{"sgdead":1,"queue":"jobs:email","id":"018f0000000011aa22bb33cc44dd","consumer":"host-1",` +
 		`"attempts":5,"error":"smtp: 550 mailbox unavailable","at":1700000000000,` +
 		`"job":"{\"sg\":1,\"n\":5,\"id\":\"018f0000000011aa22bb33cc44dd\",\"v\":{\"to\":\"ada@example.com\"}}"}`

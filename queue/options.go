@@ -82,8 +82,12 @@ type Options struct {
 
 	// DeadLetterList is the list that receives jobs that failed
 	// permanently or too often, and malformed envelopes, as JSON records
-	// (see [ParseDeadLetter]). Zero ("") means "<queue>:dead" for each
-	// queue. On Redis Cluster it must hash to the queues' slot.
+	// (see [ParseDeadLetter]). Zero ("") means [DeadLetterKey] of each
+	// queue: "{jobs:email}:dead" for "jobs:email", "{jobs}:email:dead" for
+	// "{jobs}:email", in the queue's Redis Cluster slot. On Redis Cluster a
+	// reliable consumer's DeadLetterList must hash to the queues' slot
+	// (the constructor refuses it otherwise); on a standalone Redis, or for
+	// a simple consumer, any name works.
 	DeadLetterList string
 
 	// StrictPriority makes every fetch take jobs from the queues strictly in
@@ -270,7 +274,7 @@ func normalize(m mode, queues []string, consumer string, opts *Options) (config,
 	for _, q := range c.queues {
 		d := c.DeadLetterList
 		if d == "" {
-			d = q + deadLetterSuffix
+			d = DeadLetterKey(q)
 		}
 		if seen[d] {
 			return c, invalid("dead-letter list %q is also a queue", d)

@@ -317,6 +317,42 @@ func (c *Consumer) sweep(ctx context.Context) error {
 			}
 		}
 	}
+	return c.sweepLegacy(ctx)
+}
+
+// sweepLegacy does what sweep does for the keys named as before the helper
+// keys were derived with keys.Beside: "<queue>:processing:<consumer>",
+// "<queue>:heartbeat:<consumer>", registered in "<queue>:consumers". A
+// consumer of an older version that is still running, or that died, keeps
+// its jobs there; once its heartbeat has expired they go back to the queue,
+// so an upgrade strands none. The names differ only for a queue without a
+// hash tag, which could not run on Redis Cluster before (CROSSSLOT), so a
+// cluster client skips it.
+func (c *Consumer) sweepLegacy(ctx context.Context) error {
+	if _, ok := c.rdb.(*redis.ClusterClient); ok {
+		return nil
+	}
+	for _, q := range c.cfg.queues {
+		reg := legacyConsumersKey(q)
+		if reg == ConsumersKey(q) {
+			continue
+		}
+		members, err := c.rdb.SMembers(ctx, reg).Result()
+		if err != nil {
+			return err
+		}
+		for _, m := range members {
+			n, err := c.s.recover.Run(ctx, c.rdb,
+				[]string{q, legacyProcessingKey(q, m), legacyHeartbeatKey(q, m), reg}, m, "0").Int64()
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				c.c.recovered.Add(uint64(n))
+				c.log.Warn("recovered the jobs of an older version's consumer whose heartbeat expired (old key names)", "queue", q, "dead_consumer", m, "count", n)
+			}
+		}
+	}
 	return nil
 }
 

@@ -3,7 +3,16 @@ package stream
 import (
 	"strconv"
 	"time"
+
+	"github.com/streamgroup/streamgroup/internal/keys"
 )
+
+// DeadLetterKey returns the default dead-letter stream of the stream key:
+// "{jobs:email}:dead" for "jobs:email", and key+":dead" when key already has
+// a Redis Cluster hash tag ("{jobs}:email:dead" for "{jobs}:email"). Either
+// way it hashes to the slot of key, so on Redis Cluster the consumer's
+// dead-letter script, which writes both keys, works.
+func DeadLetterKey(key string) string { return keys.Beside(key, ":dead") }
 
 // Fields a consumer adds to an entry when it moves it to a dead-letter
 // stream. The entry keeps all of its original fields besides these.

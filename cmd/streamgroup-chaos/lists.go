@@ -25,9 +25,11 @@ const (
 	// listStatsKey is a hash of counters the workers add to (best effort:
 	// a SIGKILLed worker loses its last half second).
 	listStatsKey = "chaos:lists:stats"
-	// listProcessingPattern matches every processing list of both queues.
-	listProcessingPattern = "chaos:jobs:*:processing:*"
-	listHeartbeatPattern  = "chaos:jobs:*:heartbeat:*"
+	// listProcessingPattern matches every processing list of both queues
+	// (queue.ProcessingKey: "{chaos:jobs:high}:processing:<consumer>"; braces
+	// are literal in a SCAN pattern), listHeartbeatPattern every heartbeat.
+	listProcessingPattern = "{chaos:jobs:*}:processing:*"
+	listHeartbeatPattern  = "{chaos:jobs:*}:heartbeat:*"
 	// finalConsumer is the name of the consumer that runs after the workers
 	// stopped, when something is left, to recover and finish it.
 	finalConsumer = "chaos-final"

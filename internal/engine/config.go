@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/internal/keys"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -36,7 +37,6 @@ const (
 	DefaultAckBatch        = 256
 	DefaultDrainTimeout    = 30 * time.Second
 	DefaultAckTimeout      = 10 * time.Second
-	DefaultDeadLetterSufx  = ":dead"
 	MinReclaimInterval     = 10 * time.Millisecond
 	// MaxAdaptivePrefetch caps the prefetch a consumer sizes itself when
 	// Prefetch is zero.
@@ -158,11 +158,15 @@ func (c Config) Normalize() (Config, error) {
 	if c.MaxDeliveries == 0 {
 		c.MaxDeliveries = DefaultMaxDeliveries
 	}
-	if c.DeadLetterStream == "" {
-		c.DeadLetterStream = c.Stream + DefaultDeadLetterSufx
+	deadDefault := c.DeadLetterStream == ""
+	if deadDefault {
+		c.DeadLetterStream = stream.DeadLetterKey(c.Stream)
 	}
 	if c.DeadLetterStream == c.Stream {
 		return c, invalid("DeadLetterStream must differ from the stream %q", c.Stream)
+	}
+	if err := c.checkSlots(deadDefault); err != nil {
+		return c, err
 	}
 	if c.MinIdle == 0 {
 		c.MinIdle = DefaultMinIdle
@@ -223,4 +227,20 @@ func (c Config) Normalize() (Config, error) {
 	c.Logger = c.Logger.With("stream", c.Stream, "group", c.Group, "consumer", c.Consumer)
 	c.warnLog = c.warnLog.With("stream", c.Stream, "group", c.Group, "consumer", c.Consumer)
 	return c, nil
+}
+
+// checkSlots refuses, on Redis Cluster, a dead-letter stream outside the
+// stream's slot: the dead-letter script writes both keys, and would fail
+// with CROSSSLOT on every entry, which would then be reclaimed and fail
+// again forever. On a standalone Redis any name works.
+func (c Config) checkSlots(deadDefault bool) error {
+	if _, ok := c.Client.(*redis.ClusterClient); !ok || keys.SameSlot(c.Stream, c.DeadLetterStream) {
+		return nil
+	}
+	if deadDefault {
+		return invalid("on Redis Cluster the stream name %q has an unmatched brace, so its default dead-letter stream %q hashes to another slot: drop the brace or give the stream a hash tag, as in \"{jobs}:email\"",
+			c.Stream, c.DeadLetterStream)
+	}
+	return invalid("on Redis Cluster DeadLetterStream %q (slot %d) must lie in the slot of the stream %q (slot %d): give both the same hash tag, such as %q, or leave DeadLetterStream empty for %q",
+		c.DeadLetterStream, keys.Slot(c.DeadLetterStream), c.Stream, keys.Slot(c.Stream), keys.Beside(c.Stream, ":failed"), stream.DeadLetterKey(c.Stream))
 }

@@ -39,7 +39,7 @@ func TestNormalizeDefaults(t *testing.T) {
 		{"Prefetch (the adaptive cap)", cfg.Prefetch, MaxAdaptivePrefetch},
 		{"Block", cfg.Block, 2 * time.Second},
 		{"MaxDeliveries", cfg.MaxDeliveries, int64(5)},
-		{"DeadLetterStream", cfg.DeadLetterStream, "s:dead"},
+		{"DeadLetterStream", cfg.DeadLetterStream, "{s}:dead"},
 		{"MinIdle", cfg.MinIdle, 30 * time.Second},
 		{"LeaseInterval", cfg.LeaseInterval, 10 * time.Second},
 		{"ReclaimInterval", cfg.ReclaimInterval, 15 * time.Second},

@@ -25,10 +25,23 @@
 // cannot be killed and restarted on a fixed address as reliably); without
 // one it skips or fails as [Client] does.
 //
+// # Redis Cluster
+//
+// [ClusterClient] hands out clients to one Redis Cluster shared by the test
+// binary: REDIS_CLUSTER_ADDRS (comma-separated seeds) when set, else three
+// masters started lazily, on first use, from the redis-server and redis-cli
+// on PATH (redis-server --cluster-enabled yes on free ports, joined with
+// redis-cli --cluster create), ready once every node says cluster_state:ok
+// and a write reached every master. [StartCluster] gives a test a cluster
+// of its own (optionally with replicas). Without the binaries, both skip,
+// or fail under STREAMGROUP_REQUIRE_REDIS=1. Debian's redis-server package
+// brings redis-cli (redis-tools).
+//
 // # Lifecycle
 //
 // Every package that uses the harness wraps its tests with [Main], which
-// stops the shared server (process or container) after the tests ran:
+// stops the shared server (process or container) and the shared cluster
+// after the tests ran:
 //
 //	func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 //
@@ -40,6 +53,7 @@
 // # Environment
 //
 //	REDIS_ADDR=host:port           use this server for Client; never flushed
+//	REDIS_CLUSTER_ADDRS=h:p,h:p    use this cluster for ClusterClient; never flushed
 //	STREAMGROUP_REQUIRE_REDIS=1    fail instead of skip when no Redis can be had
 //
 // Docker discovery honours the usual DOCKER_HOST and testcontainers settings

@@ -36,8 +36,8 @@ var shared struct {
 	stop func()     // stops what find started; nil for REDIS_ADDR
 }
 
-// Main wraps testing.M: it runs the tests and then stops any server the
-// harness started for the package. Use in each package's TestMain:
+// Main wraps testing.M: it runs the tests and then stops any server (and
+// cluster, see [ClusterClient]) the harness started for the package. Use in each package's TestMain:
 //
 //	func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 func Main(m *testing.M) int {
@@ -49,6 +49,7 @@ func Main(m *testing.M) int {
 	if stop != nil {
 		stop()
 	}
+	stopSharedCluster()
 	return code
 }
 

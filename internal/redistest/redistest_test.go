@@ -200,7 +200,8 @@ func eventually[T any](t *testing.T, f func() (T, error)) T {
 
 const helperEnv = "REDISTEST_HELPER"
 
-// TestHelperProcess is the child half of TestNoRedis and TestNoLeakOnPanic;
+// TestHelperProcess is the child half of TestNoRedis, TestNoCluster,
+// TestClusterFromEnv and TestNoLeakOnPanic;
 // it does nothing unless run by them.
 func TestHelperProcess(t *testing.T) {
 	switch os.Getenv(helperEnv) {
@@ -210,6 +211,15 @@ func TestHelperProcess(t *testing.T) {
 	case "server":
 		redistest.StartServer(t, nil)
 		t.Error("StartServer returned without redis-server")
+	case "cluster":
+		redistest.ClusterClient(t)
+		t.Error("ClusterClient returned without a cluster")
+	case "start-cluster":
+		redistest.StartCluster(t, nil)
+		t.Error("StartCluster returned without redis-server")
+	case "cluster-env":
+		v, err := redistest.ClusterClient(t).Get(t.Context(), os.Getenv("REDISTEST_KEY")).Result()
+		fmt.Printf("VALUE=%s err=%v\n", v, err)
 	case "panic":
 		s := redistest.StartServer(t, nil)
 		fmt.Printf("ADDR=%s\n", s.Addr())
@@ -221,7 +231,7 @@ func helper(t *testing.T, mode string, env ...string) (string, error) {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestHelperProcess$", "-test.v", "-test.count=1")
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "REDIS_ADDR=") && !strings.HasPrefix(kv, redistest.EnvRequire+"=") {
+		if !strings.HasPrefix(kv, "REDIS_ADDR=") && !strings.HasPrefix(kv, redistest.EnvClusterAddrs+"=") && !strings.HasPrefix(kv, redistest.EnvRequire+"=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
