@@ -26,6 +26,28 @@
 // every goroutine it starts; none is left when it returns, except a handler
 // that ignored its context past DrainTimeout (reported as [ErrDrainTimeout]).
 //
+// Cancelling the context also wakes the consumer's blocked reads (CLIENT
+// UNBLOCK): with nothing in flight Run returns within milliseconds, not
+// after Block.
+//
+// # Connections
+//
+// The Redis client is the caller's: a Consumer never closes it, and many
+// consumers and producers can share one. A blocking XREADGROUP holds its
+// connection for up to Block, so a Consumer does not read on that client's
+// pool. Each of its readers (two when Concurrency is above 1, else one)
+// reads on a connection of its own, which Run opens from the client's
+// options (address, credentials, TLS, DB, timeouts, OnConnect) and closes
+// when it returns: a Consumer holds one or two connections of its own, and
+// uses the shared pool only briefly, for acknowledgements, lease renewals,
+// reclaiming and scripts. A [*redis.Client] gets one dedicated connection
+// per reader, a [*redis.ClusterClient] one dedicated cluster client (one
+// connection per node) per reader. Hooks added to the client with AddHook
+// do not see these reads. Any other client (a Ring, or a failover client
+// from NewFailoverClient, whose master can move) is read on directly: each
+// reader then holds one of its pool's connections for up to Block, and
+// stopping waits for a blocked read to end. Size PoolSize for that.
+//
 // See docs/semantics.md in the repository for retries, leases, dead letters
 // and shutdown in detail.
 package group

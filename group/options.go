@@ -64,9 +64,11 @@ type Options struct {
 	// published before the first consumer started are not skipped.
 	GroupStart string
 
-	// Block is how long one XREADGROUP waits for new entries. It bounds how
-	// long shutdown waits for a read in progress. Zero means 2s. (Unlike
-	// go-redis, zero never means "block forever".)
+	// Block is how long one XREADGROUP waits for new entries. Stopping
+	// does not wait for it: cancelling Run's context wakes a blocked read
+	// (except on a client read on directly; see Connections in the package
+	// documentation). Zero means 2s. (Unlike go-redis, zero never means
+	// "block forever".)
 	Block time.Duration
 
 	// MaxDeliveries is how many deliveries, as counted by Redis, an entry

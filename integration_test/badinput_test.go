@@ -218,13 +218,14 @@ func TestHandlerIgnoringContext(t *testing.T) {
 	}
 }
 
-// TestClosedClient: a client closed before Run, or while Run is reading
-// and a handler is in flight, makes Run return an error wrapping
-// redis.ErrClosed promptly, without spinning on it; an entry in flight
-// stays pending.
+// TestClosedClient: a client closed before Run, while Run is reading
+// and a handler is in flight, or while Run only waits for entries (its
+// reads are on connections of its own, which stay open), makes Run return
+// an error wrapping redis.ErrClosed promptly, without spinning on it; an
+// entry in flight stays pending.
 func TestClosedClient(t *testing.T) {
 	t.Parallel()
-	for _, when := range []string{"before Run", "while running"} {
+	for _, when := range []string{"before Run", "while running", "while idle"} {
 		t.Run(when, func(t *testing.T) {
 			t.Parallel()
 			admin := redistest.Client(t)
@@ -246,6 +247,9 @@ func TestClosedClient(t *testing.T) {
 			var errs secErrors
 			opts := fastOptions()
 			opts.OnError = errs.add
+			if when == "while idle" {
+				opts.DisableReclaim = true // no reclaim pass on the closed client to notice
+			}
 			c := newConsumer(t, rdb, key, grp, "c1", h, opts)
 			if when == "before Run" {
 				if err := rdb.Close(); err != nil {
@@ -253,6 +257,14 @@ func TestClosedClient(t *testing.T) {
 				}
 			}
 			r := start(t, c.Run)
+			if when == "while idle" {
+				close(release)
+				<-inHandler
+				eventually(t, 10*time.Second, "the entry acknowledged", func() bool { return pending(t, admin, key, grp) == 0 })
+				if err := rdb.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if when == "while running" {
 				select {
 				case <-inHandler:

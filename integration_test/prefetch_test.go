@@ -1,8 +1,10 @@
 package integration_test
 
 import (
+	"bufio"
 	"context"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,45 +18,106 @@ import (
 	"github.com/streamgroup/streamgroup/stream"
 )
 
-// readCounts records the COUNT of every XREADGROUP ... > a client sends.
+// readCounts records the COUNT of every XREADGROUP ... > a server receives,
+// from its MONITOR feed: on the server, because a consumer reads on
+// connections of its own, which the hooks of the client it is given do not
+// see.
 type readCounts struct {
 	mu     sync.Mutex
 	counts []int64
+	marks  map[string]chan struct{} // ECHO markers awaited by sync
 }
 
-func (r *readCounts) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (r *readCounts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (r *readCounts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		args := cmd.Args()
-		if len(args) > 0 && strings.EqualFold(args[0].(string), "xreadgroup") && args[len(args)-1] == ">" {
-			for i := 0; i+1 < len(args); i++ {
-				if s, _ := args[i].(string); strings.EqualFold(s, "count") {
-					n, _ := strconv.ParseInt(toString(args[i+1]), 10, 64)
-					r.mu.Lock()
-					r.counts = append(r.counts, n)
-					r.mu.Unlock()
-				}
+// monitorReads starts recording the reads the server at addr receives, until
+// t ends.
+func monitorReads(t *testing.T, addr string) *readCounts {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	if _, err := conn.Write([]byte("MONITOR\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := br.ReadString('\n'); err != nil || line != "+OK\r\n" {
+		t.Fatalf("MONITOR = %q, %v", line, err)
+	}
+	r := &readCounts{marks: map[string]chan struct{}{}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
 			}
+			r.observe(monitorArgs(line))
 		}
-		return next(ctx, cmd)
+	}()
+	t.Cleanup(func() { _ = conn.Close(); <-done })
+	return r
+}
+
+// monitorArgs returns the command arguments of a MONITOR line:
+// +1339518083.107412 [0 127.0.0.1:60866] "xreadgroup" "GROUP" ...
+func monitorArgs(line string) []string {
+	_, rest, ok := strings.Cut(line, "] ")
+	if !ok {
+		return nil
+	}
+	rest = strings.TrimRight(rest, "\r\n")
+	var args []string
+	for rest != "" {
+		q, err := strconv.QuotedPrefix(rest)
+		if err != nil {
+			return args
+		}
+		a, _ := strconv.Unquote(q)
+		args = append(args, a)
+		rest = strings.TrimPrefix(rest[len(q):], " ")
+	}
+	return args
+}
+
+func (r *readCounts) observe(args []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(args) == 2 && strings.EqualFold(args[0], "echo") {
+		if ch, ok := r.marks[args[1]]; ok {
+			close(ch)
+			delete(r.marks, args[1])
+		}
+		return
+	}
+	if len(args) == 0 || !strings.EqualFold(args[0], "xreadgroup") || args[len(args)-1] != ">" {
+		return
+	}
+	for i := 0; i+1 < len(args); i++ {
+		if strings.EqualFold(args[i], "count") {
+			n, _ := strconv.ParseInt(args[i+1], 10, 64)
+			r.counts = append(r.counts, n)
+		}
 	}
 }
 
-func toString(v any) string {
-	switch x := v.(type) {
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case int:
-		return strconv.Itoa(x)
-	case string:
-		return x
+// sync waits until the feed has caught up with every command the server
+// ran before this call.
+func (r *readCounts) sync(t *testing.T, rdb *redis.Client) {
+	t.Helper()
+	mark := "sync-" + randHex(t)
+	ch := make(chan struct{})
+	r.mu.Lock()
+	r.marks[mark] = ch
+	r.mu.Unlock()
+	if err := rdb.Echo(context.Background(), mark).Err(); err != nil {
+		t.Fatal(err)
 	}
-	return ""
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the MONITOR feed did not catch up within 10s")
+	}
 }
 
 func (r *readCounts) max() int64 {
@@ -92,22 +155,26 @@ func TestAdaptivePrefetch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			rdb := redistest.Client(t)
+			// A server of its own, whose MONITOR feed is this test's commands.
+			srv := redistest.StartServer(t, nil)
+			rdb := srv.Client(t)
 			key, grp := redistest.Names(t)
 			publish(t, rdb, key, tc.entries, nil)
-			hooked := redistest.Client(t)
-			rc := &readCounts{}
-			hooked.AddHook(rc)
+			rc := monitorReads(t, srv.Addr())
 			rec := newRecorder(func(context.Context, *stream.Message) error {
 				time.Sleep(tc.sleep)
 				return nil
 			})
-			c := newConsumer(t, hooked, key, grp, "c", rec.as("c"),
+			c := newConsumer(t, rdb, key, grp, "c", rec.as("c"),
 				&group.Options{Concurrency: 4, Block: 100 * time.Millisecond})
 			r := start(t, c.Run)
 			eventually(t, 60*time.Second, "every entry handled", func() bool { return rec.distinct() == tc.entries })
 			if err := r.Stop(); err != nil {
 				t.Fatalf("Run: %v", err)
+			}
+			rc.sync(t, rdb)
+			if rc.max() == 0 {
+				t.Fatal("MONITOR saw no XREADGROUP ... > with a COUNT")
 			}
 			tc.check(t, rc.max())
 		})

@@ -47,6 +47,8 @@ var workerACL = []string{
 	// The consumer name's liveness key: SET NX at start, and the renew
 	// and release scripts run GET, SET, DEL.
 	"set", "get", "del",
+	// Stopping: a consumer wakes its own blocked XREADGROUP.
+	"client|unblock",
 }
 
 // aclLine is the ACL SETUSER arguments for a user named user with password

@@ -125,6 +125,12 @@ func (e *Engine) liveLoop(ctx context.Context) {
 		}
 		held, err := liveRenewScript.Run(ctx, e.cfg.Client, []string{e.liveKey}, e.token, liveTTL.Milliseconds()).Int()
 		switch {
+		case errors.Is(err, redis.ErrClosed):
+			// The client was closed under the consumer. The readers, on
+			// connections of their own, would not notice: stop here.
+			if e.fail != nil {
+				e.fail(e.permanent("renew liveness key "+e.liveKey, err))
+			}
 		case err != nil:
 			if ctx.Err() == nil && !rediserr.IsOOM(err) {
 				e.log.Warn("could not renew the consumer name's liveness key", "key", e.liveKey, "err", err)

@@ -65,11 +65,22 @@ func stopped(err error) error {
 // New entries are read by two readers when Concurrency is above 1, so that
 // Redis prepares one reply while the other is being decoded and
 // dispatched. With Concurrency 1 one reader keeps entries in stream order.
+// Each reader reads on a connection of its own (see readConn), closed when
+// readLoop returns.
 func (e *Engine) readLoop(ctx context.Context) error {
+	readers := 1
+	if e.cfg.Concurrency > 1 {
+		readers = 2
+	}
+	conns := make([]*readConn, readers)
+	for i := range conns {
+		conns[i] = newReadConn(e.cfg.Client)
+		defer conns[i].close()
+	}
 	cursor := "0"
 	attempt := 0
 	for cursor != ">" {
-		xs, n, ok, err := e.read(ctx, cursor, &attempt, false)
+		xs, n, ok, err := e.read(ctx, conns[0], cursor, &attempt, false)
 		if !ok {
 			return err
 		}
@@ -81,16 +92,12 @@ func (e *Engine) readLoop(ctx context.Context) error {
 		cursor = xs[len(xs)-1].ID
 		e.credits.Give(n - e.deliverRead(ctx, xs, false))
 	}
-	readers := 1
-	if e.cfg.Concurrency > 1 {
-		readers = 2
-	}
 	var g errgroup.Group
-	for range readers {
+	for _, rc := range conns {
 		g.Go(func() error {
 			attempt, idle := 0, false
 			for {
-				xs, n, ok, err := e.read(ctx, ">", &attempt, idle)
+				xs, n, ok, err := e.read(ctx, rc, ">", &attempt, idle)
 				if !ok {
 					return err
 				}
@@ -111,7 +118,7 @@ func (e *Engine) readLoop(ctx context.Context) error {
 // holding the credits it took, and credits held so are credits the other
 // reader, the retrier and the reclaimer cannot have: with both readers
 // taking everything, a retry waited up to two Blocks for a credit.
-func (e *Engine) read(ctx context.Context, cursor string, attempt *int, idle bool) (xs []redis.XMessage, n int, ok bool, err error) {
+func (e *Engine) read(ctx context.Context, rc *readConn, cursor string, attempt *int, idle bool) (xs []redis.XMessage, n int, ok bool, err error) {
 	for {
 		p := e.prefetch()
 		lo, hi := (p+1)/2, e.cfg.Concurrency+p
@@ -133,7 +140,7 @@ func (e *Engine) read(ctx context.Context, cursor string, attempt *int, idle boo
 			args.Block = -1 // history reads never block
 		}
 		start := time.Now()
-		res, err := e.cfg.Client.XReadGroup(ctx, args).Result()
+		res, err := rc.read(ctx, args)
 		if err != nil && !errors.Is(err, redis.Nil) {
 			e.credits.Give(n)
 			if err := e.handleErr(ctx, "XREADGROUP", err, attempt); err != nil {

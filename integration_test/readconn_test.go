@@ -1,0 +1,294 @@
+package integration_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/group"
+	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/internal/redistest"
+	"github.com/streamgroup/streamgroup/stream"
+)
+
+var clientNameSeq atomic.Uint64
+
+// namedCopy returns a client with the options of base and a client name
+// unique to this process, so that CLIENT LIST finds its connections (and
+// the connections a consumer makes from its options).
+func namedCopy(t testing.TB, base *redis.Options) (*redis.Client, string) {
+	o := *base
+	o.ClientName = fmt.Sprintf("sgtest-%d-%d", time.Now().UnixNano()%1e9, clientNameSeq.Add(1))
+	c := redis.NewClient(&o)
+	t.Cleanup(func() { _ = c.Close() })
+	return c, o.ClientName
+}
+
+// blockedReads counts the connections named name that are blocked in an
+// XREADGROUP, from CLIENT LIST as admin sees it.
+func blockedReads(t testing.TB, admin redis.UniversalClient, name string) int {
+	t.Helper()
+	list, err := admin.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatalf("CLIENT LIST: %v", err)
+	}
+	n := 0
+	for line := range strings.Lines(list) {
+		var named, blocked, xread bool
+		for _, f := range strings.Fields(line) {
+			k, v, _ := strings.Cut(f, "=")
+			switch k {
+			case "name":
+				named = v == name
+			case "flags":
+				blocked = strings.Contains(v, "b")
+			case "cmd":
+				xread = v == "xreadgroup"
+			}
+		}
+		if named && blocked && xread {
+			n++
+		}
+	}
+	return n
+}
+
+// Thirty consumers (one per stream) share one client with go-redis's
+// default pool, as the quickstart's one-client pattern leads to. Their
+// blocking reads must not take the connections a producer on that client
+// needs: every Add succeeds within 2s (the pool used to be exhausted by
+// the reads, and Adds waited for the pool timeout and failed), and the
+// consumers handle the entries.
+func TestConsumersDoNotStarveSharedClient(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t) // default PoolSize: 10 per CPU
+	const consumers = 30
+	// Entry IDs repeat across streams: count the streams handled.
+	var mu sync.Mutex
+	handled := map[string]bool{}
+	h := handler.Func(func(_ context.Context, m *stream.Message) error {
+		mu.Lock()
+		handled[m.Stream] = true
+		mu.Unlock()
+		return nil
+	})
+	keys := make([]string, consumers)
+	runs := make([]*running, consumers)
+	for i := range consumers {
+		key, grp := redistest.Names(t)
+		keys[i] = key
+		runs[i] = start(t, newConsumer(t, rdb, key, grp, "c", h, nil).Run)
+	}
+	t.Cleanup(func() {
+		for _, r := range runs {
+			r.Cancel()
+		}
+		for _, r := range runs {
+			_ = r.Stop()
+		}
+		rdb.Del(context.Background(), keys...)
+	})
+	// Every consumer has read (it shows in XINFO CONSUMERS): its readers
+	// now block in XREADGROUP, for up to Block (2s) at a time.
+	admin := redistest.Client(t)
+	eventually(t, 30*time.Second, "every consumer reading", func() bool {
+		for _, key := range keys {
+			cs, err := admin.XInfoConsumers(context.Background(), key, "workers").Result()
+			if err != nil || len(cs) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	for i, key := range keys {
+		p, err := stream.NewProducer(rdb, key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		begin := time.Now()
+		_, err = p.Add(ctx, map[string]any{"n": i})
+		cancel()
+		if err != nil {
+			t.Fatalf("Add %d on the client the consumers share = %v after %v; want success: the consumers' reads took the pool (%+v)",
+				i, err, time.Since(begin).Round(time.Millisecond), rdb.PoolStats())
+		}
+	}
+	eventually(t, 30*time.Second, "every entry handled and acknowledged", func() bool {
+		mu.Lock()
+		n := len(handled)
+		mu.Unlock()
+		if n != consumers {
+			return false
+		}
+		for _, key := range keys {
+			if pending(t, admin, key, "workers") != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Cancelling Run wakes the consumer's blocked XREADGROUP: Run returns long
+// before Block (30s here) has elapsed, also when CLIENT UNBLOCK is refused
+// (an ACL without +client|unblock), where the consumer closes its own
+// reading connection instead.
+func TestStopWakesBlockedRead(t *testing.T) {
+	t.Parallel()
+	const block = 30 * time.Second
+	for _, tc := range []struct {
+		name        string
+		concurrency int
+		noUnblock   bool // the user may not run CLIENT UNBLOCK
+	}{
+		{name: "two readers", concurrency: 10},
+		{name: "one reader", concurrency: 1},
+		{name: "without client unblock", concurrency: 10, noUnblock: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var admin *redis.Client
+			var base *redis.Options
+			key, grp := redistest.Names(t)
+			if tc.noUnblock {
+				s := redistest.StartSecureServer(t, &redistest.SecureOptions{Password: "admin-" + randHex(t)})
+				admin = s.Client(t)
+				pass := randHex(t)
+				cmds := slices.DeleteFunc(slices.Clone(workerACL), func(c string) bool { return c == "client|unblock" })
+				cmds = append(cmds, "client|setname") // the test names the connections to find them
+				setUser(t, admin, "worker", pass, "sgtest:*", cmds)
+				base = s.Options("worker", pass)
+			} else {
+				admin = redistest.Client(t)
+				base = admin.Options()
+				t.Cleanup(func() { admin.Del(context.Background(), key) })
+			}
+			rdb, name := namedCopy(t, base)
+			var errs secErrors
+			opts := &group.Options{Concurrency: tc.concurrency, Block: block, OnError: errs.add}
+			r := start(t, newConsumer(t, rdb, key, grp, "c", newRecorder(nil).as("c"), opts).Run)
+			eventually(t, 10*time.Second, "the consumer's read blocked", func() bool {
+				if err, ok := r.Exited(); ok {
+					t.Fatalf("Run returned %v; want it reading", err)
+				}
+				return blockedReads(t, admin, name) > 0
+			})
+			r.Cancel()
+			begin := time.Now()
+			if err := r.Wait(t, block/3); err != nil {
+				t.Fatalf("Run = %v; want nil", err)
+			}
+			t.Logf("Run returned %v after cancel", time.Since(begin).Round(time.Microsecond))
+			if e := errs.all(); len(e) != 0 {
+				t.Errorf("OnError got %v; want nothing", e)
+			}
+			eventually(t, 10*time.Second, "no read left blocked", func() bool { return blockedReads(t, admin, name) == 0 })
+		})
+	}
+}
+
+// Stopping a consumer again and again while entries flow in loses nothing:
+// an entry delivered to a read that races with the stop is handled, or
+// stays pending and is handled later; none is acknowledged unhandled.
+func TestStopLosesNothing(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t)
+	key, grp := redistest.Names(t)
+	t.Cleanup(func() { rdb.Del(context.Background(), key) })
+	if err := rdb.XGroupCreateMkStream(context.Background(), key, grp, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	const total = 1500
+	var published []string
+	var pubErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		// Steady flow: one entry every 2ms, so that the readers are often
+		// blocked, waiting for the next one, when a stop comes.
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for i := range total {
+			<-tick.C
+			id, err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: key, Values: []any{"n", i}}).Result()
+			if err != nil {
+				pubErr = err
+				return
+			}
+			published = append(published, id)
+		}
+	})
+	rec := newRecorder(nil)
+	opts := fastOptions()
+	opts.Block = 2 * time.Second
+	opts.MinIdle = time.Second
+	stops := 0
+	for rec.distinct() < total*3/4 {
+		before := rec.distinct()
+		r := start(t, newConsumer(t, rdb, key, grp, "c", rec.as("c"), opts).Run)
+		eventually(t, 10*time.Second, "some entries handled", func() bool { return rec.distinct() > before })
+		if err := r.Stop(); err != nil {
+			t.Fatalf("Run = %v after %d stops", err, stops)
+		}
+		stops++
+	}
+	wg.Wait()
+	if pubErr != nil {
+		t.Fatalf("XADD: %v", pubErr)
+	}
+	// A last consumer finishes: whatever the stops left pending comes back
+	// (its own pending entries first, then the rest).
+	start(t, newConsumer(t, rdb, key, grp, "c", rec.as("c"), opts).Run)
+	eventually(t, 60*time.Second, "every entry handled and acknowledged", func() bool {
+		return rec.distinct() == total && pending(t, rdb, key, grp) == 0
+	})
+	calls, order, _ := rec.snapshot()
+	for _, id := range published {
+		if calls[id] == 0 {
+			t.Errorf("entry %s never handled", id)
+		}
+	}
+	t.Logf("%d stops during the flow; %d entries, %d handler calls", stops, total, len(order))
+}
+
+// BenchmarkStop measures how long Run takes to return after its context is
+// cancelled, for a consumer with default options whose reads are blocked
+// on an idle stream (nothing in flight).
+//
+//	go test -run '^$' -bench Stop -benchtime 20x -count 3 ./integration_test/
+func BenchmarkStop(b *testing.B) {
+	admin := redistest.Client(b)
+	key, grp := redistest.Names(b)
+	b.Cleanup(func() { admin.Del(context.Background(), key) })
+	rdb, name := namedCopy(b, admin.Options())
+	h := newRecorder(nil).as("c")
+	var total time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		c := newConsumer(b, rdb, key, grp, "c", h, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		eventually(b, 10*time.Second, "the consumer's read blocked", func() bool { return blockedReads(b, admin, name) > 0 })
+		b.StartTimer()
+		begin := time.Now()
+		cancel()
+		err := <-done
+		total += time.Since(begin)
+		b.StopTimer()
+		if err != nil {
+			b.Fatalf("Run = %v", err)
+		}
+		// The next consumer starts once these reads are gone.
+		eventually(b, 10*time.Second, "no read left blocked", func() bool { return blockedReads(b, admin, name) == 0 })
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/stop")
+}
