@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -185,6 +186,12 @@ func (e *Engine) deliverRead(ctx context.Context, xs []redis.XMessage, fresh boo
 	}
 	used := e.dispatchAll(ms)
 	e.dropDeleted(ctx, tombstones)
+	if used > 0 {
+		// Let a worker start on this processor now, before this reader
+		// sends its next read: the entries' handlers start about 20µs
+		// sooner at the median (docs/performance.md).
+		runtime.Gosched()
+	}
 	return used
 }
 
