@@ -545,6 +545,71 @@ func TestProducerSafeTrim(t *testing.T) {
 	}
 }
 
+// With default options but MaxLen, the producer's adds trim the stream. With
+// no group on the stream, nothing tells the producer what is unconsumed, so
+// MaxLen trims like plain XTRIM MAXLEN ~: a consumer group created later
+// never sees the trimmed entries. With a group, its undelivered entries are
+// kept until it has read and acknowledged them.
+func TestProducerMaxLenWithAndWithoutGroup(t *testing.T) {
+	t.Parallel()
+	const maxLen, adds = 100, 1000
+	// Approximate trimming removes whole internal nodes (100 entries by
+	// default), and runs once per DefaultTrimInterval adds.
+	const slack = 100 + stream.DefaultTrimInterval
+	add := func(t *testing.T, p *stream.Producer) {
+		t.Helper()
+		for range adds / 100 {
+			es := make([]stream.Entry, 100)
+			for i := range es {
+				es[i] = stream.Entry{Values: map[string]any{"f": "v"}}
+			}
+			if _, err := p.AddBatch(t.Context(), es); err != nil {
+				t.Fatalf("AddBatch = %v", err)
+			}
+		}
+	}
+	t.Run("without a group", func(t *testing.T) {
+		t.Parallel()
+		rdb, key, _ := setup(t)
+		add(t, newProducer(t, rdb, key, &stream.ProducerOptions{MaxLen: maxLen}))
+		if n := rdb.XLen(t.Context(), key).Val(); n < maxLen || n > maxLen+slack {
+			t.Errorf("XLEN after %d adds with MaxLen %d and no group = %d; want about %d (trimmed like XTRIM)", adds, maxLen, n, maxLen)
+		}
+	})
+	t.Run("with a group", func(t *testing.T) {
+		t.Parallel()
+		rdb, key, group := setup(t)
+		ctx := t.Context()
+		if err := rdb.XGroupCreateMkStream(ctx, key, group, "0").Err(); err != nil {
+			t.Fatal(err)
+		}
+		p := newProducer(t, rdb, key, &stream.ProducerOptions{MaxLen: maxLen})
+		add(t, p)
+		if n := rdb.XLen(ctx, key).Val(); n != adds {
+			t.Fatalf("XLEN after %d adds with MaxLen %d and a group that read nothing = %d; want %d (unconsumed entries kept)", adds, maxLen, n, adds)
+		}
+		// Once the group has consumed everything, the next trim catches up.
+		msgs, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: group, Consumer: "c", Streams: []string{key, ">"}, Count: adds, Block: -1,
+		}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var read []string
+		for _, m := range msgs[0].Messages {
+			read = append(read, m.ID)
+		}
+		if err := rdb.XAck(ctx, key, group, read...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		add(t, p)
+		// The new entries are undelivered, so they stay; the old ones go.
+		if n := rdb.XLen(ctx, key).Val(); n < adds || n > adds+slack {
+			t.Errorf("XLEN after the group acknowledged %d entries and %d more adds = %d; want about %d (the new, undelivered ones)", len(read), adds, n, adds)
+		}
+	})
+}
+
 func TestProducerSafeTrimProgress(t *testing.T) {
 	t.Parallel()
 	rdb, key, _ := setup(t)
