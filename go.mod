@@ -1,6 +1,6 @@
 module github.com/streamgroup/streamgroup
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/moby/moby/client v0.6.2

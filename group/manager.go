@@ -437,14 +437,14 @@ func (m *Manager) SweepConsumers(ctx context.Context, streamKey, group string, i
 	if err != nil {
 		return nil, err
 	}
-	minIdleMs := (idle + time.Millisecond - 1) / time.Millisecond // round up: never remove early
+	minIdleMs := int64((idle + time.Millisecond - 1) / time.Millisecond) // round up: never remove early
 	var removed []string
 	for _, c := range cs {
 		if c.Pending > 0 {
 			continue // the script would refuse it; skip the round trip
 		}
 		// The idle check is left to the script, which sees the current value.
-		res, _, err := m.deleteConsumer(ctx, streamKey, group, c.Name, int64(minIdleMs))
+		res, _, err := m.deleteConsumer(ctx, streamKey, group, c.Name, minIdleMs)
 		if err != nil {
 			return removed, wrapErr("SweepConsumers", streamKey, group, err)
 		}

@@ -106,9 +106,9 @@ type Options struct {
 
 	// ReclaimCount is the most entries one XAUTOCLAIM call takes (it also
 	// never takes more than the free handler slots, so slow handlers keep
-	// claims small). Zero means 512: fewer round trips when a dead
-	// consumer left a large backlog (in docs/performance.md's reclaim
-	// workload, 100 took over 188k entries/s, 512 234k/s).
+	// claims small). Zero means 512: larger claims take over a dead
+	// consumer's large backlog in fewer round trips (docs/performance.md
+	// has the measurements).
 	ReclaimCount int
 
 	// DisableReclaim turns off the reclaimer inside Consumer.Run, for

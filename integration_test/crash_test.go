@@ -257,18 +257,6 @@ func TestCrashedWorkerIsReclaimed(t *testing.T) {
 	}
 }
 
-// sortedIDs returns entry IDs sorted in stream order (an unparsable ID
-// sorts as 0-0).
-func sortedIDs(ids []string) []string {
-	out := slices.Clone(ids)
-	slices.SortFunc(out, func(a, b string) int {
-		x, _ := stream.ParseID(a)
-		y, _ := stream.ParseID(b)
-		return x.Compare(y)
-	})
-	return out
-}
-
 func isSubset(sub, set []string) bool {
 	for _, id := range sub {
 		if !slices.Contains(set, id) {

@@ -25,8 +25,8 @@ var errAbandoned = errors.New("the pipeline carrying the entry panicked; it may 
 // at once, alone. One that finds some, but fewer than MaxInFlight, takes a
 // slot, yields the processor once (runtime.Gosched) so that the goroutines
 // about to add queue their entries, and leads them all in one pipeline:
-// without that, under load, a third of the pipelines carried a single
-// entry for a whole round trip. Otherwise it queues. Whoever finishes a
+// without that, under load, many pipelines carried a single entry for a
+// whole round trip (docs/performance.md). Otherwise it queues. Whoever finishes a
 // pipeline hands its slot to the oldest queued call, the leader, which
 // wakes, takes itself and up to MaxBatch-1 more queued calls, sends them in
 // one pipeline and gives each caller its own result. So a queue is

@@ -36,7 +36,9 @@ type DeadLetter struct {
 	Deliveries int64
 	Error      string
 	At         time.Time
-	// Values are the original fields, without the dead-letter ones.
+	// Values are the original fields, without the dead-letter ones. For a
+	// field name the original entry repeated, the dead letter holds every
+	// value in order, and Values the last one.
 	Values map[string]string
 }
 

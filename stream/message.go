@@ -21,7 +21,9 @@ type Message struct {
 	Stream string
 	// Values holds the entry's field/value pairs. Redis stores every value as
 	// a string. A typed payload written by [Producer.AddPayload] lives in the
-	// field [PayloadField].
+	// field [PayloadField]. Redis lets an entry repeat a field name
+	// (XADD s * a 1 a 2); Values then holds the last value. A consumer's
+	// dead letter of such an entry keeps every value.
 	Values map[string]string
 	// Deliveries is how many times Redis has delivered the entry to the
 	// consumer group, counting this delivery; 0 means unknown (for example

@@ -47,7 +47,10 @@ const DefaultTrimInterval = 100
 // Trimming is off unless MaxLen or MinID is set. By default it is safe: it
 // never removes an entry that a consumer group has not been delivered yet or
 // still holds pending, so a slow or stopped group makes the stream grow past
-// MaxLen rather than lose work. See [Producer.Trim].
+// MaxLen rather than lose work. Safety comes from the groups on the stream:
+// with no group on it, trimming works like plain XTRIM, and a group created
+// later never sees what was trimmed, so create the group (for example with
+// group.Manager.EnsureGroup) before producing. See [Producer.Trim].
 type ProducerOptions struct {
 	// MaxLen is the stream length to trim to. Zero means no length cap.
 	// Negative is invalid. MaxLen and MinID are mutually exclusive, as in

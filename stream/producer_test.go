@@ -3,12 +3,16 @@ package stream_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"net"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -211,6 +215,99 @@ func TestProducerAddErrors(t *testing.T) {
 	}
 	if got := ids(t, rdb, key); !reflect.DeepEqual(got, []string{"10-0"}) {
 		t.Errorf("stream IDs after failed adds = %v; want [10-0]", got)
+	}
+}
+
+// binMarshaler implements encoding.BinaryMarshaler only.
+type binMarshaler struct{}
+
+func (binMarshaler) MarshalBinary() ([]byte, error) { return []byte{0xff, 'b'}, nil }
+
+// TestProducerValueText pins the text each Go value type is stored as, as
+// docs/wire-format.md ("How Go values are written") documents it.
+func TestProducerValueText(t *testing.T) {
+	t.Parallel()
+	rdb, key, _ := setup(t)
+	ctx := t.Context()
+	p := newProducer(t, rdb, key, nil)
+	n := -7
+	var nilInt *int
+	var nilTime *time.Time
+	tests := []struct {
+		name  string
+		value any
+		want  string
+	}{
+		{"string", "ada", "ada"},
+		{"empty string", "", ""},
+		{"[]byte", []byte{1, 2, 0, 0xff}, "\x01\x02\x00\xff"},
+		{"int", -42, "-42"},
+		{"int8", int8(-128), "-128"},
+		{"int64", int64(math.MinInt64), "-9223372036854775808"},
+		{"uint8", uint8(255), "255"},
+		{"uint64", uint64(math.MaxUint64), "18446744073709551615"},
+		{"uintptr", uintptr(9), "9"},
+		{"float64", 1.5, "1.5"},
+		{"float64 large", 1e21, "1000000000000000000000"},
+		{"float64 small", 1e-7, "0.0000001"},
+		{"float64 NaN", math.NaN(), "NaN"},
+		{"float64 +Inf", math.Inf(1), "+Inf"},
+		{"float32", float32(0.1), "0.10000000149011612"},
+		{"bool true", true, "1"},
+		{"bool false", false, "0"},
+		{"time.Time UTC", time.Date(2024, 5, 1, 12, 0, 0, 500e6, time.UTC), "2024-05-01T12:00:00.5Z"},
+		{"time.Time zone", time.Date(2024, 5, 1, 12, 0, 0, 0, time.FixedZone("", 2*3600)), "2024-05-01T12:00:00+02:00"},
+		{"time.Duration", 1500 * time.Millisecond, "1500000000"},
+		{"time.Duration negative", -time.Second, "-1000000000"},
+		{"net.IP v4", net.ParseIP("10.0.0.1").To4(), "\x0a\x00\x00\x01"},
+		{"net.IP 16 bytes", net.ParseIP("10.0.0.1"), "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\x0a\x00\x00\x01"},
+		{"nil", nil, ""},
+		{"*int", &n, "-7"},
+		{"nil *int", nilInt, "0"},
+		{"nil *time.Time", nilTime, "0001-01-01T00:00:00Z"},
+		{"BinaryMarshaler", binMarshaler{}, "\xffb"},
+	}
+	for _, tt := range tests {
+		id, err := p.Add(ctx, map[string]any{"v": tt.value})
+		if err != nil {
+			t.Errorf("%s: Add(%#v) = %v; want nil", tt.name, tt.value, err)
+			continue
+		}
+		msgs, err := rdb.XRange(ctx, key, id, id).Result()
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("XRANGE %s = %v, %v", id, msgs, err)
+		}
+		got, _ := msgs[0].Values["v"].(string)
+		if got != tt.want {
+			t.Errorf("%s: Add(%#v) stored %q; want %q", tt.name, tt.value, got, tt.want)
+		}
+	}
+
+	// Anything else is refused before it is sent, naming the field and type.
+	type kind string
+	for _, v := range []any{kind("a"), struct{}{}, []string{"a"}, map[string]string{}} {
+		_, err := p.Add(ctx, map[string]any{"bad": v})
+		want := fmt.Sprintf("%T", v)
+		if err == nil || !strings.Contains(err.Error(), `"bad"`) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Add(%#v) = %v; want an error naming field \"bad\" and type %s", v, err, want)
+		}
+	}
+
+	// In a typed payload the codec decides: JSON writes durations as numbers
+	// of nanoseconds too, []byte as base64, net.IP as text.
+	values, err := stream.Encode(stream.JSON, struct {
+		D  time.Duration
+		T  time.Time
+		B  []byte
+		F  float32
+		IP net.IP
+	}{1500 * time.Millisecond, time.Date(2024, 5, 1, 12, 0, 0, 500e6, time.UTC), []byte{1, 2}, 0.1, net.ParseIP("10.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"D":1500000000,"T":"2024-05-01T12:00:00.5Z","B":"AQI=","F":0.1,"IP":"10.0.0.1"}`
+	if got := string(values[stream.PayloadField].([]byte)); got != want {
+		t.Errorf("Encode(JSON) payload = %s; want %s", got, want)
 	}
 }
 
@@ -543,6 +640,71 @@ func TestProducerSafeTrim(t *testing.T) {
 			}
 		})
 	}
+}
+
+// With default options but MaxLen, the producer's adds trim the stream. With
+// no group on the stream, nothing tells the producer what is unconsumed, so
+// MaxLen trims like plain XTRIM MAXLEN ~: a consumer group created later
+// never sees the trimmed entries. With a group, its undelivered entries are
+// kept until it has read and acknowledged them.
+func TestProducerMaxLenWithAndWithoutGroup(t *testing.T) {
+	t.Parallel()
+	const maxLen, adds = 100, 1000
+	// Approximate trimming removes whole internal nodes (100 entries by
+	// default), and runs once per DefaultTrimInterval adds.
+	const slack = 100 + stream.DefaultTrimInterval
+	add := func(t *testing.T, p *stream.Producer) {
+		t.Helper()
+		for range adds / 100 {
+			es := make([]stream.Entry, 100)
+			for i := range es {
+				es[i] = stream.Entry{Values: map[string]any{"f": "v"}}
+			}
+			if _, err := p.AddBatch(t.Context(), es); err != nil {
+				t.Fatalf("AddBatch = %v", err)
+			}
+		}
+	}
+	t.Run("without a group", func(t *testing.T) {
+		t.Parallel()
+		rdb, key, _ := setup(t)
+		add(t, newProducer(t, rdb, key, &stream.ProducerOptions{MaxLen: maxLen}))
+		if n := rdb.XLen(t.Context(), key).Val(); n < maxLen || n > maxLen+slack {
+			t.Errorf("XLEN after %d adds with MaxLen %d and no group = %d; want about %d (trimmed like XTRIM)", adds, maxLen, n, maxLen)
+		}
+	})
+	t.Run("with a group", func(t *testing.T) {
+		t.Parallel()
+		rdb, key, group := setup(t)
+		ctx := t.Context()
+		if err := rdb.XGroupCreateMkStream(ctx, key, group, "0").Err(); err != nil {
+			t.Fatal(err)
+		}
+		p := newProducer(t, rdb, key, &stream.ProducerOptions{MaxLen: maxLen})
+		add(t, p)
+		if n := rdb.XLen(ctx, key).Val(); n != adds {
+			t.Fatalf("XLEN after %d adds with MaxLen %d and a group that read nothing = %d; want %d (unconsumed entries kept)", adds, maxLen, n, adds)
+		}
+		// Once the group has consumed everything, the next trim catches up.
+		msgs, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: group, Consumer: "c", Streams: []string{key, ">"}, Count: adds, Block: -1,
+		}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var read []string
+		for _, m := range msgs[0].Messages {
+			read = append(read, m.ID)
+		}
+		if err := rdb.XAck(ctx, key, group, read...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		add(t, p)
+		// The new entries are undelivered, so they stay; the old ones go.
+		if n := rdb.XLen(ctx, key).Val(); n < adds || n > adds+slack {
+			t.Errorf("XLEN after the group acknowledged %d entries and %d more adds = %d; want about %d (the new, undelivered ones)", len(read), adds, n, adds)
+		}
+	})
 }
 
 func TestProducerSafeTrimProgress(t *testing.T) {

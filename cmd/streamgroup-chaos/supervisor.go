@@ -52,13 +52,6 @@ func (w *workerProc) signal(sig syscall.Signal, pause time.Duration) bool {
 	return true
 }
 
-// up reports whether the worker is running and not being stopped.
-func (w *workerProc) up() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.proc != nil && w.expect == 0
-}
-
 // problems returns the exits no fault explains.
 func (w *workerProc) problems() []string {
 	w.mu.Lock()

@@ -2,21 +2,23 @@
 // consumer group of three workers over them, shows one job that always
 // fails reaching the dead-letter stream, prints what happens and exits.
 //
-//	go run ./examples/quickstart
+//	go run ./examples/quickstart -addr localhost:6379
 //
-// It connects to REDIS_ADDR (default localhost:6379). When nothing answers
-// there, it starts a throwaway redis-server from PATH on a free port, and
-// stops it at the end.
+// It uses only the public API, so it can be copied into a program as is. It
+// connects to the Redis at -addr (default: REDIS_ADDR, or else
+// localhost:6379). To run it without a Redis of your own,
+// examples/run-quickstart.sh starts a throwaway redis-server from PATH on a
+// free port, runs this example against it and stops it.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,7 +29,6 @@ import (
 
 	"github.com/streamgroup/streamgroup/group"
 	"github.com/streamgroup/streamgroup/handler"
-	"github.com/streamgroup/streamgroup/internal/redisproc"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -38,21 +39,27 @@ type Email struct {
 
 func main() {
 	log.SetFlags(0)
-	if err := run(os.Stdout); err != nil {
+	defaultAddr := os.Getenv("REDIS_ADDR")
+	if defaultAddr == "" {
+		defaultAddr = "localhost:6379"
+	}
+	addr := flag.String("addr", defaultAddr, "Redis address (default: REDIS_ADDR, or else localhost:6379)")
+	flag.Parse()
+	if err := run(context.Background(), os.Stdout, *addr); err != nil {
 		log.Fatal("quickstart: ", err)
 	}
 }
 
-func run(w io.Writer) error {
+func run(ctx context.Context, w io.Writer, addr string) error {
 	out := &syncWriter{w: w} // handlers print concurrently
-	ctx := context.Background()
-	addr, stopRedis, err := redisAddr(ctx, out)
-	if err != nil {
-		return err
-	}
-	defer stopRedis()
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("no Redis answers at %s: %w\n"+
+			"Start one (docker run -p 6379:6379 redis:7, apt-get install redis-server, brew install redis),\n"+
+			"pass -addr or set REDIS_ADDR, or run examples/run-quickstart.sh, which starts a throwaway redis-server", addr, err)
+	}
+	fmt.Fprintln(out, "using Redis at", addr)
 
 	key := fmt.Sprintf("quickstart:{email}:%d", time.Now().UnixNano())
 	dead := key + ":dead"
@@ -149,38 +156,6 @@ func run(w io.Writer) error {
 	}
 	fmt.Fprintf(out, "pending entries left: %d\n", pending.Count)
 	return nil
-}
-
-// redisAddr returns REDIS_ADDR (default localhost:6379) when a server
-// answers there, or else starts a throwaway redis-server from PATH.
-func redisAddr(ctx context.Context, out io.Writer) (string, func(), error) {
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "localhost:6379"
-	}
-	probe := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, MaxRetries: -1})
-	pingErr := probe.Ping(ctx).Err()
-	probe.Close()
-	if pingErr == nil {
-		fmt.Fprintln(out, "using Redis at", addr)
-		return addr, func() {}, nil
-	}
-	dir, err := os.MkdirTemp("", "quickstart-redis")
-	if err != nil {
-		return "", nil, err
-	}
-	srv, err := redisproc.Start(ctx, dir, nil)
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		if errors.Is(err, exec.ErrNotFound) {
-			return "", nil, fmt.Errorf("no Redis answers at %s (%v) and redis-server is not on PATH.\n"+
-				"Start one (docker run -p 6379:6379 redis:7, or apt-get install redis-server, or brew install redis)\n"+
-				"or point REDIS_ADDR at one", addr, pingErr)
-		}
-		return "", nil, err
-	}
-	fmt.Fprintf(out, "no Redis at %s; started a throwaway redis-server on %s\n", addr, srv.Addr())
-	return srv.Addr(), func() { _ = srv.Kill(); _ = os.RemoveAll(dir) }, nil
 }
 
 // syncWriter serializes writes to w.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -468,12 +469,14 @@ func (e *Engine) deadLetter(msg *stream.Message, reason string) {
 	if len(reason) > maxErrorText {
 		reason = strings.ToValidUTF8(reason[:maxErrorText], "") + "…"
 	}
-	args := make([]any, 0, 3+2*len(msg.Values)+14)
-	args = append(args, e.cfg.Group, e.cfg.Consumer, msg.ID)
+	// The message's fields are used only when the entry is gone from the
+	// stream: both paths copy the entry's own field list (see
+	// deadLetterScript).
+	orig := make([]any, 0, 2*len(msg.Values))
 	for k, v := range msg.Values {
-		args = append(args, k, v)
+		orig = append(orig, k, v)
 	}
-	args = append(args,
+	meta := []any{
 		stream.DeadIDField, msg.ID,
 		stream.DeadStreamField, e.cfg.Stream,
 		stream.DeadGroupField, e.cfg.Group,
@@ -481,7 +484,11 @@ func (e *Engine) deadLetter(msg *stream.Message, reason string) {
 		stream.DeadDeliveriesField, strconv.FormatInt(max(msg.Deliveries, 1), 10),
 		stream.DeadErrorField, reason,
 		stream.DeadTimeField, strconv.FormatInt(time.Now().UnixMilli(), 10),
-	)
+	}
+	args := make([]any, 0, 4+len(orig)+len(meta))
+	args = append(args, e.cfg.Group, e.cfg.Consumer, msg.ID, len(orig))
+	args = append(args, orig...)
+	args = append(args, meta...)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.hctx), e.cfg.AckTimeout)
 	defer cancel()
 	var res any
@@ -489,7 +496,7 @@ func (e *Engine) deadLetter(msg *stream.Message, reason string) {
 	if len(args) <= maxScriptArgs {
 		res, err = deadLetterScript.Run(ctx, e.cfg.Client, []string{e.cfg.Stream, e.cfg.DeadLetterStream}, args...).Result()
 	} else {
-		res, err = e.deadLetterLarge(ctx, msg.ID, args[3:])
+		res, err = e.deadLetterLarge(ctx, msg.ID, orig, meta)
 	}
 	switch {
 	case errors.Is(err, redis.Nil):
@@ -511,8 +518,10 @@ const maxScriptArgs = 7000
 // of fields) in three steps: check that this consumer owns it, XADD, XACK.
 // The XACK still follows only a successful XADD; between the check and the
 // XACK another consumer may take the entry over, which can make one more
-// dead letter for it, never none.
-func (e *Engine) deadLetterLarge(ctx context.Context, id string, fields []any) (any, error) {
+// dead letter for it, never none. Like the script, it copies the entry's own
+// field list (orig, the message's fields, only when the entry is gone), then
+// the dead-letter fields meta.
+func (e *Engine) deadLetterLarge(ctx context.Context, id string, orig, meta []any) (any, error) {
 	ps, err := e.cfg.Client.XPendingExt(ctx, &redis.XPendingExtArgs{
 		Stream: e.cfg.Stream, Group: e.cfg.Group, Start: id, End: id, Count: 1,
 	}).Result()
@@ -522,6 +531,18 @@ func (e *Engine) deadLetterLarge(ctx context.Context, id string, fields []any) (
 	if len(ps) == 0 || ps[0].Consumer != e.cfg.Consumer {
 		return nil, redis.Nil
 	}
+	entries, err := e.cfg.Client.Do(ctx, "XRANGE", e.cfg.Stream, id, id).Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) == 1 {
+		if entry, _ := entries[0].([]any); len(entry) == 2 {
+			if raw, _ := entry[1].([]any); len(raw) > 0 {
+				orig = raw
+			}
+		}
+	}
+	fields := append(slices.Clip(orig), meta...)
 	deadID, err := e.cfg.Client.XAdd(ctx, &redis.XAddArgs{Stream: e.cfg.DeadLetterStream, Values: fields}).Result()
 	if err != nil {
 		return nil, err

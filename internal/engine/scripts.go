@@ -72,12 +72,25 @@ return lost
 // KEYS[2], then XACK on KEYS[1]. A failing XADD aborts the script before the
 // XACK, so the entry is never acknowledged without its dead letter. It does
 // nothing (returns false) when this consumer no longer owns the entry.
-// ARGV: group, consumer, id, then field/value pairs for the dead letter.
-var deadLetterScript = script.New("dead-letter", []string{"XPENDING", "XADD", "XACK"}, `
+//
+// The dead letter starts with the entry's own field list, read with XRANGE,
+// so it is copied intact: in order, and with a field name the entry repeats
+// (XADD s * a 1 a 2) kept twice, which a Message's map cannot hold. Only
+// when the entry is gone from the stream are the message's fields used.
+// ARGV: group, consumer, id, n, then n values (the message's field/value
+// pairs), then the dead-letter field/value pairs.
+var deadLetterScript = script.New("dead-letter", []string{"XPENDING", "XRANGE", "XADD", "XACK"}, `
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if not p[1] or p[1][2] ~= ARGV[2] then return false end
+local n = tonumber(ARGV[4])
 local args = {}
-for i = 4, #ARGV do args[#args+1] = ARGV[i] end
+local e = redis.call('XRANGE', KEYS[1], ARGV[3], ARGV[3])
+if e[1] and e[1][2] then
+  for _, v in ipairs(e[1][2]) do args[#args+1] = v end
+else
+  for i = 5, 4 + n do args[#args+1] = ARGV[i] end
+end
+for i = 5 + n, #ARGV do args[#args+1] = ARGV[i] end
 local id = redis.call('XADD', KEYS[2], '*', unpack(args))
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 return id
