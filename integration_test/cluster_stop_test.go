@@ -3,7 +3,6 @@ package integration_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -65,56 +64,5 @@ func TestClusterStopWakesBlockedRead(t *testing.T) {
 // is handled later.
 func TestClusterStopLosesNothing(t *testing.T) {
 	t.Parallel()
-	rdb := redistest.ClusterClient(t)
-	key, grp := untagged(t, "jobs:flow"), "workers"
-	t.Cleanup(func() { rdb.Del(context.Background(), key) })
-	if err := rdb.XGroupCreateMkStream(context.Background(), key, grp, "0").Err(); err != nil {
-		t.Fatal(err)
-	}
-	const total = 600
-	var published []string
-	var pubErr error
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for i := range total {
-			<-tick.C
-			id, err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: key, Values: []any{"n", i}}).Result()
-			if err != nil {
-				pubErr = err
-				return
-			}
-			published = append(published, id)
-		}
-	})
-	rec := newRecorder(nil)
-	opts := fastOptions()
-	opts.Block = 2 * time.Second
-	opts.MinIdle = time.Second
-	stops := 0
-	for rec.distinct() < total*3/4 {
-		before := rec.distinct()
-		r := start(t, newConsumer(t, rdb, key, grp, "c", rec.as("c"), opts).Run)
-		eventually(t, 10*time.Second, "some entries handled", func() bool { return rec.distinct() > before })
-		if err := r.Stop(); err != nil {
-			t.Fatalf("Run = %v after %d stops", err, stops)
-		}
-		stops++
-	}
-	wg.Wait()
-	if pubErr != nil {
-		t.Fatalf("XADD: %v", pubErr)
-	}
-	start(t, newConsumer(t, rdb, key, grp, "c", rec.as("c"), opts).Run)
-	eventually(t, 60*time.Second, "every entry handled and acknowledged", func() bool {
-		return rec.distinct() == total && pending(t, rdb, key, grp) == 0
-	})
-	calls, _, _ := rec.snapshot()
-	for _, id := range published {
-		if calls[id] == 0 {
-			t.Errorf("entry %s never handled", id)
-		}
-	}
-	t.Logf("%d stops during the flow", stops)
+	stopUnderFlow(t, redistest.ClusterClient(t), untagged(t, "jobs:flow"), "workers", 600)
 }

@@ -202,11 +202,17 @@ func TestStopLosesNothing(t *testing.T) {
 	t.Parallel()
 	rdb := redistest.Client(t)
 	key, grp := redistest.Names(t)
+	stopUnderFlow(t, rdb, key, grp, 1500)
+}
+
+// stopUnderFlow publishes total entries to key, one every 2ms, while it
+// starts and stops a consumer of grp again and again, then runs a last
+// consumer, and fails t unless every entry is handled and acknowledged.
+func stopUnderFlow(t *testing.T, rdb redis.UniversalClient, key, grp string, total int) {
 	t.Cleanup(func() { rdb.Del(context.Background(), key) })
 	if err := rdb.XGroupCreateMkStream(context.Background(), key, grp, "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	const total = 1500
 	var published []string
 	var pubErr error
 	var wg sync.WaitGroup
