@@ -35,25 +35,25 @@ func namedCopy(t testing.TB, base *redis.Options) (*redis.Client, string) {
 // XREADGROUP, from CLIENT LIST as admin sees it.
 func blockedReads(t testing.TB, admin redis.UniversalClient, name string) int {
 	t.Helper()
+	return blockedConns(t, admin, func(f map[string]string) bool { return f["name"] == name && f["cmd"] == "xreadgroup" })
+}
+
+// blockedConns counts the connections blocked in a command (flag b) whose
+// CLIENT LIST fields (name, user, cmd...) match, as admin sees them.
+func blockedConns(t testing.TB, admin redis.UniversalClient, match func(fields map[string]string) bool) int {
+	t.Helper()
 	list, err := admin.ClientList(context.Background()).Result()
 	if err != nil {
 		t.Fatalf("CLIENT LIST: %v", err)
 	}
 	n := 0
 	for line := range strings.Lines(list) {
-		var named, blocked, xread bool
+		fields := map[string]string{}
 		for _, f := range strings.Fields(line) {
 			k, v, _ := strings.Cut(f, "=")
-			switch k {
-			case "name":
-				named = v == name
-			case "flags":
-				blocked = strings.Contains(v, "b")
-			case "cmd":
-				xread = v == "xreadgroup"
-			}
+			fields[k] = v
 		}
-		if named && blocked && xread {
+		if strings.Contains(fields["flags"], "b") && match(fields) {
 			n++
 		}
 	}

@@ -28,8 +28,9 @@ var (
 
 	// A simple consumer: the type check at start (TYPE), the pop script
 	// (TYPE, RPOP), BRPOP when the queues are empty, LPUSH of dead
-	// letters, RPUSH of unstarted jobs handed back at shutdown.
-	listSimpleACL = []string{"type", "rpop", "brpop", "lpush", "rpush", "evalsha", "eval"}
+	// letters, RPUSH of unstarted jobs handed back at shutdown, CLIENT
+	// UNBLOCK to wake its own BRPOP at a stop.
+	listSimpleACL = []string{"type", "rpop", "brpop", "lpush", "rpush", "evalsha", "eval", "client|unblock"}
 
 	// A reliable consumer: the type check (TYPE); the heartbeat (SET) and
 	// registry (SADD); the fetch script (TYPE, LMOVE, LSET, SADD) and the
@@ -37,10 +38,12 @@ var (
 	// resync of its processing lists (LRANGE); the retry script (LPOS,
 	// LSET); the move script for dead letters and hand-backs (LPOS,
 	// LPUSH, RPUSH, LREM); the recovery sweep (SMEMBERS) and script
-	// (EXISTS, LMOVE, SREM); the leave script at stop (LLEN, DEL, SREM).
+	// (EXISTS, LMOVE, SREM); the leave script at stop (LLEN, DEL, SREM);
+	// CLIENT UNBLOCK to wake its own BLMOVE at a stop.
 	listReliableACL = []string{
 		"type", "set", "sadd", "lmove", "lset", "blmove", "lrem", "lrange", "lpos",
 		"lpush", "rpush", "smembers", "exists", "srem", "llen", "del", "evalsha", "eval",
+		"client|unblock",
 	}
 )
 
@@ -100,6 +103,36 @@ func llen(t *testing.T, rdb *redis.Client, key string) int64 {
 		t.Fatalf("LLEN %s: %v", key, err)
 	}
 	return n
+}
+
+// stopWhileWaiting runs a consumer made by newConsumer, as the ACL user
+// role, with a long PollInterval until its wait blocks, then stops it: the
+// stop wakes the wait with CLIENT UNBLOCK, so Run returns well before
+// PollInterval, without error.
+func stopWhileWaiting(t *testing.T, admin *redis.Client, role string, newConsumer func(*queue.Options) (*queue.Consumer, error)) {
+	t.Helper()
+	var errs secErrors
+	const poll = 30 * time.Second
+	c, err := newConsumer(&queue.Options{PollInterval: poll, OnError: errs.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := start(t, c.Run)
+	eventually(t, 10*time.Second, "the consumer waiting", func() bool {
+		if err, ok := run.Exited(); ok {
+			t.Fatalf("Run returned early: %v (OnError: %v)", err, errs.all())
+		}
+		return blockedConns(t, admin, func(f map[string]string) bool {
+			return f["user"] == role && (f["cmd"] == "brpop" || f["cmd"] == "blmove")
+		}) > 0
+	})
+	run.Cancel()
+	if err := run.Wait(t, poll/3); err != nil {
+		t.Fatalf("Run = %v; want nil (OnError: %v)", err, errs.all())
+	}
+	if e := errs.all(); len(e) != 0 {
+		t.Errorf("OnError got %v; want nothing", e)
+	}
 }
 
 // listFlow runs one consumer on q through the whole list flow: jobs that
@@ -236,6 +269,9 @@ func TestACLListsLeastPrivilege(t *testing.T) {
 			t.Fatal(err)
 		}
 		listFlow(t, admin, p, q, c, rec, &errs, false, 0)
+		stopWhileWaiting(t, admin, "simple", func(opts *queue.Options) (*queue.Consumer, error) {
+			return queue.NewSimpleConsumer(clients["simple"], []string{q}, rec, opts)
+		})
 	})
 
 	q := "jobs:reliable"
@@ -262,6 +298,9 @@ func TestACLListsLeastPrivilege(t *testing.T) {
 		if s := c.Stats(); s.Recovered == 0 || s.Retried == 0 || s.Released != 2 {
 			t.Errorf("Stats = %+v; want the ghost's job recovered, a retry and 2 jobs released", s)
 		}
+		stopWhileWaiting(t, admin, "reliable", func(opts *queue.Options) (*queue.Consumer, error) {
+			return queue.NewReliableConsumer(clients["reliable"], []string{q}, "c1", rec, opts)
+		})
 	})
 
 	if d := aclDenials(t, admin); len(d) != 0 {

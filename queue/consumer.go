@@ -16,6 +16,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/backoff"
+	"github.com/streamgroup/streamgroup/internal/blockconn"
 	"github.com/streamgroup/streamgroup/internal/credit"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/stream"
@@ -386,7 +387,24 @@ func (c *Consumer) handleErr(ctx context.Context, op string, err error, attempt 
 // fetchLoop fetches jobs once at least Prefetch handler slots are free,
 // as many as there are free slots, and waits (a bounded blocking command)
 // when the queues are empty.
+//
+// The waits block on a connection of their own (see package blockconn),
+// not on the shared client, whose pool the producers, removals and
+// heartbeats need; it is closed when fetchLoop returns. When ctx ends, a
+// blocked wait is woken with CLIENT UNBLOCK, and returns having taken
+// nothing. If that is refused or fails, a reliable consumer closes the
+// connection instead: its BLMOVE moves a job from the queue to the same
+// place in the same queue, so a reply lost with the connection loses
+// nothing. A simple consumer never closes it with a BRPOP in flight (the
+// job popped is in the reply and nowhere else): its stop then waits for the
+// BRPOP to end, up to PollInterval.
 func (c *Consumer) fetchLoop(ctx context.Context) error {
+	wake := blockconn.UnblockOnly
+	if c.reliable() {
+		wake = blockconn.UnblockOrClose
+	}
+	wc := blockconn.New(c.rdb, wake)
+	defer wc.Close()
 	attempt := 0
 	total := c.cfg.Concurrency + c.cfg.Prefetch
 	c.lastResync = time.Now()
@@ -417,7 +435,7 @@ func (c *Consumer) fetchLoop(ctx context.Context) error {
 		if c.reliable() {
 			jobs, err = c.fetchReliable(ctx, n, fair)
 		} else {
-			jobs, err = c.fetchSimple(ctx, n, fair)
+			jobs, err = c.fetchSimple(ctx, wc, n, fair)
 		}
 		if err != nil {
 			c.credits.Give(n)
@@ -437,7 +455,7 @@ func (c *Consumer) fetchLoop(ctx context.Context) error {
 		}
 		c.credits.Give(n - len(jobs))
 		if len(jobs) < n && c.reliable() {
-			if err := c.wait(ctx); err != nil && !rediserr.IsNil(err) {
+			if err := c.wait(ctx, wc); err != nil && !rediserr.IsNil(err) {
 				if err := c.handleErr(ctx, "BLMOVE", err, &attempt); err != nil {
 					return stopped(err)
 				}

@@ -96,6 +96,31 @@
 // A plain string gets its ID when a reliable consumer first fetches it; two
 // plain strings with the same text are two jobs with two IDs.
 //
+// # Connections
+//
+// A consumer waits for jobs (BRPOP, BLMOVE) on one connection of its own,
+// opened by Run from the options of the client it was given and closed
+// when Run returns, so that its waits never hold the connections of that
+// client's pool, which producers, removals and heartbeats share: thirty
+// consumers on one client with go-redis's default pool otherwise starve a
+// producer's Push. Everything else uses the shared client, briefly. A
+// *redis.ClusterClient gets a cluster client of its own with one
+// connection per node; a redis.Ring or a Sentinel failover client is
+// waited on directly (each wait then holds one of its connections).
+//
+// A stop wakes a blocked wait with CLIENT UNBLOCK, sent from the shared
+// client (grant +client|unblock, see docs/reliability.md): an unblocked
+// BRPOP pops nothing and an unblocked BLMOVE moves nothing, so Run returns
+// without waiting for PollInterval. If CLIENT UNBLOCK is refused or gets no
+// answer within a second, a reliable consumer closes its waiting connection
+// (its BLMOVE takes a job from the first queue and puts it back where it
+// was, so a reply lost that way loses nothing; on Redis Cluster it closes
+// it at once). A
+// simple consumer never closes it with a BRPOP in flight: the popped job
+// is in the reply and nowhere else, and a graceful stop loses nothing. Its
+// stop then waits for the BRPOP to end, up to PollInterval; on Redis
+// Cluster it always does.
+//
 // # Lifecycle
 //
 // [Consumer.Run] blocks until its context is cancelled and fits

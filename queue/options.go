@@ -65,9 +65,12 @@ type Options struct {
 
 	// PollInterval is how long one blocking wait for new jobs lasts (BRPOP
 	// in simple mode; in reliable mode a BLMOVE on the first queue that
-	// moves nothing). It bounds how long shutdown waits for a wait in
-	// progress and, in reliable mode, how long a job pushed to a
-	// lower-priority queue waits while the consumer is idle. Zero means 1s;
+	// moves nothing). In reliable mode it bounds how long a job pushed to a
+	// lower-priority queue waits while the consumer is idle. A stop does
+	// not wait for it: the wait is woken at once (CLIENT UNBLOCK), except
+	// in simple mode when CLIENT UNBLOCK is refused or on Redis Cluster,
+	// where the stop waits up to PollInterval (see the package
+	// documentation, "Connections"). Zero means 1s;
 	// never "forever". Minimum 10ms. A value that is not a whole number of
 	// seconds is sent as a fraction, and must then be below the client's
 	// ReadTimeout (go-redis's default is 3s).

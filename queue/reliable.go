@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/internal/backoff"
+	"github.com/streamgroup/streamgroup/internal/blockconn"
 	"github.com/streamgroup/streamgroup/internal/flush"
 	"github.com/streamgroup/streamgroup/stream"
 )
@@ -96,16 +97,20 @@ func seconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
 }
 
-// wait blocks until the first queue has a job or PollInterval passes,
-// without moving anything: BLMOVE from the queue to itself, tail to tail.
-// Lower-priority queues are not watched; the next fetch looks at them.
-func (c *Consumer) wait(ctx context.Context) error {
+// wait blocks on wc until the first queue has a job or PollInterval
+// passes, without moving anything: BLMOVE from the queue to itself, tail
+// to tail. Lower-priority queues are not watched; the next fetch looks at
+// them. When ctx ends, the wait is woken (CLIENT UNBLOCK, or by closing
+// wc: the job a lost reply named is still where it was).
+func (c *Consumer) wait(ctx context.Context, wc *blockconn.Conn) error {
 	q := c.cfg.queues[0]
 	d := c.cfg.PollInterval
-	if d%time.Second == 0 {
-		return c.rdb.BLMove(ctx, q, q, "RIGHT", "RIGHT", d).Err()
-	}
-	return c.rdb.Do(ctx, "blmove", q, q, "RIGHT", "RIGHT", seconds(d)).Err()
+	return wc.Block(ctx, func(rdb redis.UniversalClient) error {
+		if d%time.Second == 0 {
+			return rdb.BLMove(ctx, q, q, "RIGHT", "RIGHT", d).Err()
+		}
+		return rdb.Do(ctx, "blmove", q, q, "RIGHT", "RIGHT", seconds(d)).Err()
+	})
 }
 
 // resync adopts up to n jobs that sit in this consumer's processing lists

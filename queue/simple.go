@@ -4,14 +4,17 @@ import (
 	"context"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/internal/blockconn"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
 // fetchSimple pops up to n jobs from the queues in priority order (one
 // script; see pop.lua) and, when they are all empty, waits for one with
-// BRPOP over all the queues for up to PollInterval.
-func (c *Consumer) fetchSimple(ctx context.Context, n int, fair bool) ([]*job, error) {
+// BRPOP over all the queues for up to PollInterval, on wc.
+func (c *Consumer) fetchSimple(ctx context.Context, wc *blockconn.Conn, n int, fair bool) ([]*job, error) {
 	res, err := c.s.pop.Run(ctx, c.rdb, c.cfg.queues, n, flag(fair)).Slice()
 	if err != nil {
 		return nil, err
@@ -21,7 +24,7 @@ func (c *Consumer) fetchSimple(ctx context.Context, n int, fair bool) ([]*job, e
 		return nil, err
 	}
 	if len(pairs) == 0 {
-		kv, err := c.brpop(ctx)
+		kv, err := c.brpop(ctx, wc)
 		if rediserr.IsNil(err) {
 			return nil, nil
 		}
@@ -41,18 +44,26 @@ func (c *Consumer) fetchSimple(ctx context.Context, n int, fair bool) ([]*job, e
 	return jobs, nil
 }
 
-func (c *Consumer) brpop(ctx context.Context) ([]string, error) {
+// brpop waits on wc for a job in any of the queues, for up to PollInterval.
+// When ctx ends, the wait is woken with CLIENT UNBLOCK and pops nothing; wc
+// is never closed with the BRPOP in flight (see fetchLoop).
+func (c *Consumer) brpop(ctx context.Context, wc *blockconn.Conn) (kv []string, err error) {
 	d := c.cfg.PollInterval
-	if d%time.Second == 0 {
-		return c.rdb.BRPop(ctx, d, c.cfg.queues...).Result()
-	}
-	args := make([]any, 0, 2+len(c.cfg.queues))
-	args = append(args, "brpop")
-	for _, q := range c.cfg.queues {
-		args = append(args, q)
-	}
-	args = append(args, seconds(d))
-	return c.rdb.Do(ctx, args...).StringSlice()
+	err = wc.Block(ctx, func(rdb redis.UniversalClient) error {
+		if d%time.Second == 0 {
+			kv, err = rdb.BRPop(ctx, d, c.cfg.queues...).Result()
+			return err
+		}
+		args := make([]any, 0, 2+len(c.cfg.queues))
+		args = append(args, "brpop")
+		for _, q := range c.cfg.queues {
+			args = append(args, q)
+		}
+		args = append(args, seconds(d))
+		kv, err = rdb.Do(ctx, args...).StringSlice()
+		return err
+	})
+	return kv, err
 }
 
 // simpleJob decodes a popped element. A plain string gets an ID of its own

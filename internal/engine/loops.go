@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/streamgroup/streamgroup/internal/backoff"
+	"github.com/streamgroup/streamgroup/internal/blockconn"
 	"github.com/streamgroup/streamgroup/internal/flush"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/stream"
@@ -66,17 +67,20 @@ func stopped(err error) error {
 // New entries are read by two readers when Concurrency is above 1, so that
 // Redis prepares one reply while the other is being decoded and
 // dispatched. With Concurrency 1 one reader keeps entries in stream order.
-// Each reader reads on a connection of its own (see readConn), closed when
-// readLoop returns.
+// Each reader reads on a connection of its own (see package blockconn),
+// closed when readLoop returns; a stop wakes a blocked read, and a read
+// whose reply is lost when its connection had to be closed leaves its
+// entries pending for this consumer, to be re-read at its next start or
+// reclaimed after MinIdle.
 func (e *Engine) readLoop(ctx context.Context) error {
 	readers := 1
 	if e.cfg.Concurrency > 1 {
 		readers = 2
 	}
-	conns := make([]*readConn, readers)
+	conns := make([]*blockconn.Conn, readers)
 	for i := range conns {
-		conns[i] = newReadConn(e.cfg.Client)
-		defer conns[i].close()
+		conns[i] = blockconn.New(e.cfg.Client, blockconn.UnblockOrClose)
+		defer conns[i].Close()
 	}
 	cursor := "0"
 	attempt := 0
@@ -119,7 +123,7 @@ func (e *Engine) readLoop(ctx context.Context) error {
 // holding the credits it took, and credits held so are credits the other
 // reader, the retrier and the reclaimer cannot have: with both readers
 // taking everything, a retry waited up to two Blocks for a credit.
-func (e *Engine) read(ctx context.Context, rc *readConn, cursor string, attempt *int, idle bool) (xs []redis.XMessage, n int, ok bool, err error) {
+func (e *Engine) read(ctx context.Context, rc *blockconn.Conn, cursor string, attempt *int, idle bool) (xs []redis.XMessage, n int, ok bool, err error) {
 	for {
 		p := e.prefetch()
 		lo, hi := (p+1)/2, e.cfg.Concurrency+p
@@ -141,7 +145,7 @@ func (e *Engine) read(ctx context.Context, rc *readConn, cursor string, attempt 
 			args.Block = -1 // history reads never block
 		}
 		start := time.Now()
-		res, err := rc.read(ctx, args)
+		res, err := xreadgroup(ctx, rc, args)
 		if err != nil && !errors.Is(err, redis.Nil) {
 			e.credits.Give(n)
 			if err := e.handleErr(ctx, "XREADGROUP", err, attempt); err != nil {
@@ -158,6 +162,20 @@ func (e *Engine) read(ctx context.Context, rc *readConn, cursor string, attempt 
 		}
 		return xs, n, true, nil
 	}
+}
+
+// xreadgroup runs XREADGROUP on a reader's connection: a blocking read is
+// woken when ctx ends, and then returns no entries (or an error if its
+// connection had to be closed).
+func xreadgroup(ctx context.Context, rc *blockconn.Conn, args *redis.XReadGroupArgs) (res []redis.XStream, err error) {
+	if args.Block < 0 {
+		return rc.Client().XReadGroup(ctx, args).Result()
+	}
+	err = rc.Block(ctx, func(c redis.UniversalClient) error {
+		res, err = c.XReadGroup(ctx, args).Result()
+		return err
+	})
+	return res, err
 }
 
 // deliverRead dispatches what XREADGROUP returned and reports how many
