@@ -52,7 +52,7 @@ func main() {
 		quick     = flag.Bool("quick", false, "small sizes, for a smoke run")
 		bin       = flag.String("redis-server", "redis-server", "redis-server binary")
 		timeout   = flag.Duration("timeout", 3*time.Minute, "longest a single run may take before it is reported as failed")
-		rounds    = flag.Int("rounds", 1, "run each workload this many times, the systems taking turns, and report each system's median run (by rate)")
+		rounds    = flag.Int("rounds", 1, "run each workload this many times, the systems taking turns, and report each system's median run (by rate; for latency, the median of each percentile)")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		memprof   = flag.String("memprofile", "", "write an allocation profile of the whole run to this file")
 	)
@@ -437,6 +437,9 @@ func fmtDur(d time.Duration) string {
 
 // median returns the run with the median rate; a failed or skipped run
 // wins over any rate, so that one failure is never hidden by the others.
+// For a latency workload each percentile is the median of the rounds'
+// (rates there are all the offered rate, so the median-rate round would be
+// any round), and the note gives the range of the rounds' p50 and p99.
 func median(rs []result) result {
 	for _, r := range rs {
 		if r.failed != "" || r.skipped != "" {
@@ -452,7 +455,24 @@ func median(rs []result) result {
 		if m.note != "" {
 			note = m.note + "; " + note
 		}
+		if m.latency {
+			p50s := percentileOf(rs, func(r result) time.Duration { return r.p50 })
+			p99s := percentileOf(rs, func(r result) time.Duration { return r.p99 })
+			p999s := percentileOf(rs, func(r result) time.Duration { return r.p999 })
+			m.p50, m.p99, m.p999 = p50s[len(p50s)/2], p99s[len(p99s)/2], p999s[len(p999s)/2]
+			note += fmt.Sprintf("; p50 %s–%s, p99 %s–%s", fmtDur(p50s[0]), fmtDur(p50s[len(p50s)-1]), fmtDur(p99s[0]), fmtDur(p99s[len(p99s)-1]))
+		}
 		m.note = note
 	}
 	return m
+}
+
+// percentileOf returns one latency percentile of every round, sorted.
+func percentileOf(rs []result, f func(result) time.Duration) []time.Duration {
+	ds := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		ds[i] = f(r)
+	}
+	slices.Sort(ds)
+	return ds
 }
