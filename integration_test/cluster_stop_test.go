@@ -40,22 +40,7 @@ func TestClusterStopWakesBlockedRead(t *testing.T) {
 	var errs secErrors
 	opts := &group.Options{Concurrency: 10, Block: block, OnError: errs.add}
 	r := start(t, newConsumer(t, rdb, key, "workers", "c", newRecorder(nil).as("c"), opts).Run)
-	eventually(t, 20*time.Second, "a read blocked on the stream's node", func() bool {
-		if err, ok := r.Exited(); ok {
-			t.Fatalf("Run returned %v; want it reading", err)
-		}
-		return blockedReads(t, node, name) > 0
-	})
-	r.Cancel()
-	begin := time.Now()
-	if err := r.Wait(t, block/3); err != nil {
-		t.Fatalf("Run = %v; want nil", err)
-	}
-	t.Logf("Run returned %v after cancel", time.Since(begin).Round(time.Microsecond))
-	if e := errs.all(); len(e) != 0 {
-		t.Errorf("OnError got %v; want nothing", e)
-	}
-	eventually(t, 10*time.Second, "no read left blocked", func() bool { return blockedReads(t, node, name) == 0 })
+	stopWhileBlocked(t, r, func() int { return blockedReads(t, node, name) }, block, &errs)
 }
 
 // TestClusterStopLosesNothing: on a cluster, where a stop closes the

@@ -180,22 +180,7 @@ func TestListStopWakesBlockedWait(t *testing.T) {
 			var errs secErrors
 			opts := &queue.Options{PollInterval: poll, OnError: errs.add}
 			r := start(t, newListConsumer(t, rdb, q, tc.reliable, newListRecorder(), opts).Run)
-			eventually(t, 10*time.Second, "the consumer's wait blocked", func() bool {
-				if err, ok := r.Exited(); ok {
-					t.Fatalf("Run returned %v; want it waiting", err)
-				}
-				return blockedWaits(t, admin, name, tc.reliable) > 0
-			})
-			r.Cancel()
-			begin := time.Now()
-			if err := r.Wait(t, poll/3); err != nil {
-				t.Fatalf("Run = %v; want nil", err)
-			}
-			t.Logf("Run returned %v after cancel", time.Since(begin).Round(time.Microsecond))
-			if e := errs.all(); len(e) != 0 {
-				t.Errorf("OnError got %v; want nothing", e)
-			}
-			eventually(t, 10*time.Second, "no wait left blocked", func() bool { return blockedWaits(t, admin, name, tc.reliable) == 0 })
+			stopWhileBlocked(t, r, func() int { return blockedWaits(t, admin, name, tc.reliable) }, poll, &errs)
 		})
 	}
 }

@@ -175,24 +175,32 @@ func TestStopWakesBlockedRead(t *testing.T) {
 			var errs secErrors
 			opts := &group.Options{Concurrency: tc.concurrency, Block: block, OnError: errs.add}
 			r := start(t, newConsumer(t, rdb, key, grp, "c", newRecorder(nil).as("c"), opts).Run)
-			eventually(t, 10*time.Second, "the consumer's read blocked", func() bool {
-				if err, ok := r.Exited(); ok {
-					t.Fatalf("Run returned %v; want it reading", err)
-				}
-				return blockedReads(t, admin, name) > 0
-			})
-			r.Cancel()
-			begin := time.Now()
-			if err := r.Wait(t, block/3); err != nil {
-				t.Fatalf("Run = %v; want nil", err)
-			}
-			t.Logf("Run returned %v after cancel", time.Since(begin).Round(time.Microsecond))
-			if e := errs.all(); len(e) != 0 {
-				t.Errorf("OnError got %v; want nothing", e)
-			}
-			eventually(t, 10*time.Second, "no read left blocked", func() bool { return blockedReads(t, admin, name) == 0 })
+			stopWhileBlocked(t, r, func() int { return blockedReads(t, admin, name) }, block, &errs)
 		})
 	}
+}
+
+// stopWhileBlocked awaits a blocked read or wait of r's consumer (blocked
+// counts them), cancels r, and fails t unless Run returns nil well before
+// block, with nothing reported to errs and nothing left blocked.
+func stopWhileBlocked(t *testing.T, r *running, blocked func() int, block time.Duration, errs *secErrors) {
+	t.Helper()
+	eventually(t, 20*time.Second, "the consumer's read blocked", func() bool {
+		if err, ok := r.Exited(); ok {
+			t.Fatalf("Run returned %v; want it reading", err)
+		}
+		return blocked() > 0
+	})
+	r.Cancel()
+	begin := time.Now()
+	if err := r.Wait(t, block/3); err != nil {
+		t.Fatalf("Run = %v; want nil", err)
+	}
+	t.Logf("Run returned %v after cancel", time.Since(begin).Round(time.Microsecond))
+	if e := errs.all(); len(e) != 0 {
+		t.Errorf("OnError got %v; want nothing", e)
+	}
+	eventually(t, 10*time.Second, "nothing left blocked", func() bool { return blocked() == 0 })
 }
 
 // Stopping a consumer again and again while entries flow in loses nothing:
