@@ -3,9 +3,14 @@ package integration_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/group"
 	"github.com/streamgroup/streamgroup/handler"
@@ -87,5 +92,61 @@ func TestConsumerNameOfCrashedConsumer(t *testing.T) {
 	})
 	if err := run.Stop(); err != nil {
 		t.Errorf("Run = %v", err)
+	}
+}
+
+// lostSetNX is a go-redis hook that lets the first n SET NX commands reach
+// Redis and run there, then reports a dropped connection instead of their
+// replies, as a connection cut after the command was sent does.
+type lostSetNX struct{ left atomic.Int64 }
+
+func (h *lostSetNX) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *lostSetNX) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *lostSetNX) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if err == nil && cmd.Name() == "set" && slices.ContainsFunc(cmd.Args(), func(a any) bool { return a == "nx" }) && h.left.Add(-1) >= 0 {
+			cmd.SetErr(io.ErrUnexpectedEOF)
+			return io.ErrUnexpectedEOF
+		}
+		return err
+	}
+}
+
+// TestConsumerNameClaimReplyLost: the SET NX that takes the consumer name's
+// liveness key runs, but its reply is lost (twice). The consumer must find
+// its own token in the key and run, not take itself for another consumer
+// with its name (in the chaos run, with connections cut, a restarted worker
+// waited for its own key and then refused to run with ErrConsumerNameInUse).
+func TestConsumerNameClaimReplyLost(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t)
+	key, grp := redistest.Names(t)
+	hook := &lostSetNX{}
+	hook.left.Store(2)
+	rdb.AddHook(hook)
+	w := newWarnings()
+	opts := fastOptions()
+	opts.Logger = slog.New(w)
+	var handled atomic.Int64
+	c := newConsumer(t, rdb, key, grp, "c", handler.Func(func(context.Context, *stream.Message) error { handled.Add(1); return nil }), opts)
+	r := start(t, c.Run)
+	publish(t, rdb, key, 3, nil)
+	eventually(t, 20*time.Second, "the consumer to handle 3 entries", func() bool {
+		if err, ok := r.Exited(); ok {
+			t.Fatalf("Run returned %v; want it running", err)
+		}
+		return handled.Load() == 3
+	})
+	if left := hook.left.Load(); left > 0 {
+		t.Fatalf("%d SET NX replies were still to be lost; the test did not test the lost reply", left)
+	}
+	if ws := w.mentioning("another consumer holds this consumer name"); len(ws) != 0 {
+		t.Errorf("the consumer took its own liveness key for another consumer's: %v", ws)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatalf("Run = %v; want nil", err)
 	}
 }

@@ -81,6 +81,11 @@ func (e *Engine) claimName(ctx context.Context) error {
 			if err != nil {
 				break
 			}
+			if owner == e.token {
+				// An earlier SETNX of ours took the key, and its reply
+				// was lost (a cut connection): the name is ours.
+				return nil
+			}
 			if seen != "" {
 				return fmt.Errorf("%w: consumer %q of group %q on stream %q is running elsewhere (it renewed %s); give each consumer a name of its own, such as its host or pod name",
 					ErrConsumerNameInUse, e.cfg.Consumer, e.cfg.Group, e.cfg.Stream, key)
