@@ -70,6 +70,11 @@ func EvictionPolicy(ctx context.Context, rdb redis.UniversalClient, log *slog.Lo
 		if err != nil && (ctx.Err() != nil || rediserr.IsTransient(err)) {
 			return err
 		}
+		if errors.Is(err, redis.ErrClosed) {
+			// Not a finding about the server: the caller meets the
+			// closed client at its next command and reports it there.
+			return nil
+		}
 		r := result{addr: addr, err: err, policy: m["maxmemory-policy"]}
 		if err == nil && r.policy == "" {
 			r.err = errors.New("CONFIG GET maxmemory-policy returned no value")

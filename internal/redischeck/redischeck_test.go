@@ -190,3 +190,20 @@ func configGetCalls(t *testing.T, admin *redis.Client) int {
 	}
 	return 0
 }
+
+// A closed client is not a finding about the server: nothing is logged (the
+// caller reports the closed client at its next command), and no error asks
+// the caller to retry.
+func TestEvictionPolicyClosedClient(t *testing.T) {
+	rdb := redistest.Client(t)
+	if err := rdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var c capture
+	if err := redischeck.EvictionPolicy(context.Background(), rdb, slog.New(&c)); err != nil {
+		t.Errorf("EvictionPolicy on a closed client = %v; want nil", err)
+	}
+	if l := c.lines(); len(l) != 0 {
+		t.Errorf("logged %q; want nothing", l)
+	}
+}
