@@ -57,6 +57,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 )
@@ -115,10 +116,7 @@ func New(shared redis.UniversalClient, w Wake) *Conn {
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns, o.PipelinePoolSize = 1, 0, 0, 0, 1
 		// The waiter sends blocking commands only: no client-side cache.
 		o.ClientSideCache, o.ClientSideCacheConfig = nil, nil
-		if o.MaintNotificationsConfig != nil {
-			m := *o.MaintNotificationsConfig
-			o.MaintNotificationsConfig = &m
-		}
+		o.MaintNotificationsConfig = noMaintNotifications()
 		userHook := o.OnConnect
 		protocol := o.Protocol
 		o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
@@ -134,10 +132,7 @@ func New(shared redis.UniversalClient, w Wake) *Conn {
 	case *redis.ClusterClient:
 		o := *s.Options()
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 0, 0
-		if o.MaintNotificationsConfig != nil {
-			m := *o.MaintNotificationsConfig
-			o.MaintNotificationsConfig = &m
-		}
+		o.MaintNotificationsConfig = noMaintNotifications()
 		c.client, c.own = redis.NewClusterClient(&o), true
 	}
 	return c
@@ -236,4 +231,14 @@ func (c *Conn) Close() {
 	if c.own {
 		c.closing.Do(func() { _ = c.client.Close() })
 	}
+}
+
+// noMaintNotifications is the maintenance-notifications setting of a
+// waiter's own client: off. A waiter only blocks and is woken; when its
+// connection fails it reconnects like any other. The user's setting cannot
+// be copied: go-redis writes its Mode, under a lock of the user's client,
+// when a server refuses the handshake (Redis 7.0 does), and reading
+// it here raced with that write.
+func noMaintNotifications() *maintnotifications.Config {
+	return &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 }
