@@ -18,6 +18,7 @@ import (
 	"github.com/streamgroup/streamgroup/internal/backoff"
 	"github.com/streamgroup/streamgroup/internal/blockconn"
 	"github.com/streamgroup/streamgroup/internal/credit"
+	"github.com/streamgroup/streamgroup/internal/redischeck"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/stream"
 )
@@ -187,7 +188,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if !c.used.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
 	}
-	c.checkEviction(ctx)
+	// A policy other than noeviction is logged at Warn, a refused CONFIG
+	// GET at Info, once per client (see redischeck.EvictionPolicy).
+	redischeck.AtStart(ctx, c.rdb, c.cfg.warnLog, c.transientBackoff, func(err error) {
+		c.transient("check maxmemory-policy", err)
+	})
 	if err := c.startup(ctx); err != nil {
 		return err
 	}

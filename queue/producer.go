@@ -117,7 +117,7 @@ func (p *Producer) PushBatch(ctx context.Context, jobs []map[string]any) ([]stri
 	if len(jobs) == 0 {
 		return nil, nil
 	}
-	p.checkEviction(ctx)
+	p.evict.Do(ctx, p.rdb, p.log) // the maxmemory-policy check, before the first push
 	ids := newIDs(len(jobs))
 	errs := make([]error, len(jobs))
 	failed := false
@@ -173,18 +173,6 @@ func (p *Producer) PushBatch(ctx context.Context, jobs []map[string]any) ([]stri
 		return ids, &BatchError{Queue: p.queue, Errs: errs}
 	}
 	return ids, nil
-}
-
-// checkEviction checks the server's maxmemory-policy before the first
-// push (see redischeck.Once): one round trip, made once by one push while
-// concurrent pushes go on; an error in it never fails the push, and a
-// transient one leaves the check to the next push.
-func (p *Producer) checkEviction(ctx context.Context) {
-	log := p.log
-	if log == nil {
-		log = slog.Default()
-	}
-	p.evict.Do(ctx, p.rdb, log)
 }
 
 // BatchError reports the jobs of a [Producer.PushBatch] that failed. It

@@ -273,7 +273,7 @@ func (p *Producer) AddEntry(ctx context.Context, e Entry) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	p.checkEviction(ctx)
+	p.evict.Do(ctx, p.rdb, p.opts.Logger) // the maxmemory-policy check, before the first add
 	if err := ctx.Err(); err != nil {
 		return "", p.wrap(err)
 	}
@@ -309,7 +309,7 @@ func (p *Producer) AddBatch(ctx context.Context, entries []Entry) ([]string, err
 		valid = append(valid, i)
 	}
 	if len(args) > 0 {
-		p.checkEviction(ctx)
+		p.evict.Do(ctx, p.rdb, p.opts.Logger) // the maxmemory-policy check, before the first add
 		sentIDs, sentErrs := p.send(ctx, args)
 		for k, i := range valid {
 			ids[i], errs[i] = sentIDs[k], sentErrs[k]
@@ -319,18 +319,6 @@ func (p *Producer) AddBatch(ctx context.Context, entries []Entry) ([]string, err
 		return ids, &BatchError{Stream: p.stream, Errs: errs}
 	}
 	return ids, nil
-}
-
-// checkEviction checks the server's maxmemory-policy before the first
-// add (see redischeck.Once): one round trip, made once by one add while
-// concurrent adds go on; an error in it never fails the add, and a
-// transient one leaves the check to the next add.
-func (p *Producer) checkEviction(ctx context.Context) {
-	log := p.opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	p.evict.Do(ctx, p.rdb, log)
 }
 
 // send runs the XADDs args (see xaddArgs) in one pipeline, with a safe trim

@@ -19,6 +19,7 @@ import (
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/backoff"
 	"github.com/streamgroup/streamgroup/internal/credit"
+	"github.com/streamgroup/streamgroup/internal/redischeck"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/stream"
 )
@@ -154,7 +155,11 @@ func (e *Engine) Run(ctx context.Context, mode Mode) error {
 	if !e.used.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
 	}
-	e.checkEviction(ctx)
+	// A policy other than noeviction is logged at Warn, a refused CONFIG
+	// GET at Info, once per client (see redischeck.EvictionPolicy).
+	redischeck.AtStart(ctx, e.cfg.Client, e.cfg.warnLog, e.transientBackoff, func(err error) {
+		e.transient("check maxmemory-policy", err)
+	})
 	if err := e.ensureGroupAtStart(ctx); err != nil {
 		return err
 	}

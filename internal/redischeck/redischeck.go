@@ -20,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamgroup/streamgroup/internal/backoff"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 )
 
@@ -227,13 +228,34 @@ type Once struct {
 // it, and the others go on without waiting. It never fails the caller: a
 // transient error (or ctx ending) leaves the check to do, and the next Do
 // tries again. After the check is done, Do costs one atomic load.
+// A nil log means slog.Default().
 func (o *Once) Do(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger) {
 	if o.state.Load() == 2 || ctx.Err() != nil || !o.state.CompareAndSwap(0, 1) {
 		return
+	}
+	if log == nil {
+		log = slog.Default()
 	}
 	if err := EvictionPolicy(ctx, rdb, log); err != nil {
 		o.state.Store(0)
 		return
 	}
 	o.state.Store(2)
+}
+
+// AtStart runs [EvictionPolicy] for a consumer at the start of its Run:
+// after each transient error it calls transient (which reports it) and
+// waits b's delay, until the check completes or ctx ends. Nothing the
+// check finds stops the consumer.
+func AtStart(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger, b backoff.Policy, transient func(error)) {
+	for attempt := 0; ; attempt++ {
+		err := EvictionPolicy(ctx, rdb, log)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		transient(err)
+		if !backoff.Sleep(ctx, b.Delay(attempt)) {
+			return
+		}
+	}
 }
