@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/redistest"
 	"github.com/streamgroup/streamgroup/stream"
@@ -53,17 +55,7 @@ func TestDuplicateFieldNames(t *testing.T) {
 				}
 				return fmt.Errorf("bad job: %w", handler.ErrPermanent)
 			})
-			opts := fastOptions()
-			opts.DeadLetterStream = dead
-			c := newConsumer(t, rdb, key, grp, "A", rec.as("A"), opts)
-			r := start(t, c.Run)
-			eventually(t, 10*time.Second, "the entry dead-lettered", func() bool {
-				n, _ := rdb.XLen(ctx, dead).Result()
-				return n == 1 && pending(t, rdb, key, grp) == 0
-			})
-			if err := r.Stop(); err != nil {
-				t.Fatalf("Run = %v; want nil", err)
-			}
+			runUntilDeadLettered(t, rdb, key, grp, dead, rec)
 			if got := <-seen; got != "2" {
 				t.Errorf("handler saw Values[\"a\"] = %q; want %q (the last value)", got, "2")
 			}
@@ -105,7 +97,6 @@ func TestDeadLetterOfDeletedEntry(t *testing.T) {
 	rdb := redistest.Client(t)
 	key, grp := redistest.Names(t)
 	dead := key + ":dead"
-	ctx := context.Background()
 	t.Cleanup(func() { rdb.Del(context.Background(), key, dead) })
 	id := publish(t, rdb, key, 1, map[string]any{"b": "x"})[0]
 	rec := newRecorder(func(ctx context.Context, m *stream.Message) error {
@@ -114,19 +105,26 @@ func TestDeadLetterOfDeletedEntry(t *testing.T) {
 		}
 		return fmt.Errorf("bad job: %w", handler.ErrPermanent)
 	})
+	runUntilDeadLettered(t, rdb, key, grp, dead, rec)
+	dl := deadLetters(t, rdb, dead)
+	if len(dl) != 1 || dl[0].OriginalID != id || dl[0].Values["b"] != "x" || dl[0].Values["n"] != "0" {
+		t.Errorf("dead letters = %+v; want %s with its fields n=0 b=x", dl, id)
+	}
+}
+
+// runUntilDeadLettered runs a consumer of grp with rec as its handler and
+// dead as its dead-letter stream until dead holds one entry and nothing is
+// pending, then stops it.
+func runUntilDeadLettered(t *testing.T, rdb *redis.Client, key, grp, dead string, rec *recorder) {
+	t.Helper()
 	opts := fastOptions()
 	opts.DeadLetterStream = dead
-	c := newConsumer(t, rdb, key, grp, "A", rec.as("A"), opts)
-	r := start(t, c.Run)
-	eventually(t, 10*time.Second, "the deleted entry dead-lettered", func() bool {
-		n, _ := rdb.XLen(ctx, dead).Result()
+	r := start(t, newConsumer(t, rdb, key, grp, "A", rec.as("A"), opts).Run)
+	eventually(t, 10*time.Second, "the entry dead-lettered", func() bool {
+		n, _ := rdb.XLen(context.Background(), dead).Result()
 		return n == 1 && pending(t, rdb, key, grp) == 0
 	})
 	if err := r.Stop(); err != nil {
 		t.Fatalf("Run = %v; want nil", err)
-	}
-	dl := deadLetters(t, rdb, dead)
-	if len(dl) != 1 || dl[0].OriginalID != id || dl[0].Values["b"] != "x" || dl[0].Values["n"] != "0" {
-		t.Errorf("dead letters = %+v; want %s with its fields n=0 b=x", dl, id)
 	}
 }
