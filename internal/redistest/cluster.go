@@ -149,15 +149,8 @@ func clusterTools() string {
 // EnvRequire=1.
 func clusterUnavailable(t testing.TB, why string) {
 	t.Helper()
-	msg := "redistest: no Redis Cluster available: set " + EnvClusterAddrs + "=host:port,..., " +
-		"or put redis-server and redis-cli on PATH (Debian: apt-get install redis-server)"
-	if why != "" {
-		msg += " (" + why + ")"
-	}
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatal(msg + "; failing because " + EnvRequire + "=1")
-	}
-	t.Skip(msg)
+	skipOrFail(t, "redistest: no Redis Cluster available: set "+EnvClusterAddrs+"=host:port,..., "+
+		"or put redis-server and redis-cli on PATH (Debian: apt-get install redis-server)", why)
 }
 
 // StartCluster starts a cluster owned by t, killed with t.Cleanup. It needs

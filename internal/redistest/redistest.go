@@ -122,8 +122,14 @@ func setStop(stop func()) {
 // unavailable skips t for lack of Redis, or fails it under EnvRequire=1.
 func unavailable(t testing.TB, why string) {
 	t.Helper()
-	msg := "redistest: no Redis available: set " + EnvAddr + "=host:port, " +
-		"or run a Docker daemon (testcontainers), or put redis-server on PATH"
+	skipOrFail(t, "redistest: no Redis available: set "+EnvAddr+"=host:port, "+
+		"or run a Docker daemon (testcontainers), or put redis-server on PATH", why)
+}
+
+// skipOrFail skips t with msg (and why, when given), or fails it under
+// EnvRequire=1, where a missing server must not go unnoticed.
+func skipOrFail(t testing.TB, msg, why string) {
+	t.Helper()
 	if why != "" {
 		msg += " (" + why + ")"
 	}
