@@ -71,58 +71,32 @@ func TestListConsumersDoNotStarveSharedClient(t *testing.T) {
 			// More consumers than the pool has connections, whatever the
 			// number of CPUs.
 			consumers := max(30, rdb.Options().PoolSize+10)
-			var mu sync.Mutex
-			handled := map[string]bool{}
-			h := handler.Func(func(_ context.Context, m *stream.Message) error {
-				mu.Lock()
-				handled[m.Stream] = true
-				mu.Unlock()
-				return nil
-			})
+			var handled keysHandled
 			var keys []string
 			runs := make([]*running, consumers)
 			for i := range consumers {
 				q, _ := redistest.Names(t)
 				keys = append(keys, q, queue.ProcessingKey(q, "c"), queue.HeartbeatKey(q, "c"), queue.ConsumersKey(q))
 				opts := &queue.Options{PollInterval: 5 * time.Second}
-				runs[i] = start(t, newListConsumer(t, rdb, q, mode.reliable, h, opts).Run)
+				runs[i] = start(t, newListConsumer(t, rdb, q, mode.reliable, &handled, opts).Run)
 			}
-			t.Cleanup(func() {
-				for _, r := range runs {
-					r.Cancel()
-				}
-				for _, r := range runs {
-					_ = r.Stop()
-				}
-				admin.Del(context.Background(), keys...)
-			})
+			stopAllAtCleanup(t, runs, func() { admin.Del(context.Background(), keys...) })
 			// The consumers wait for jobs: at least as many waits are
 			// blocked as the shared client's pool has connections.
 			eventually(t, 30*time.Second, "the consumers waiting", func() bool {
 				return blockedWaits(t, admin, name, mode.reliable) >= min(consumers, rdb.Options().PoolSize)
 			})
-			var slowest time.Duration
-			for i := range consumers {
-				q := keys[4*i]
-				p, err := queue.NewProducer(rdb, q, nil)
+			slowest := eachWithin2s(t, rdb, "Push", consumers, func(ctx context.Context, i int) error {
+				p, err := queue.NewProducer(rdb, keys[4*i], nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				begin := time.Now()
 				_, err = p.Push(ctx, map[string]any{"n": i})
-				cancel()
-				slowest = max(slowest, time.Since(begin))
-				if err != nil {
-					t.Fatalf("Push %d on the client the consumers share = %v after %v; want success: the consumers' waits took the pool (%+v)",
-						i, err, time.Since(begin).Round(time.Millisecond), rdb.PoolStats())
-				}
-			}
+				return err
+			})
 			t.Logf("slowest Push: %v", slowest.Round(time.Microsecond))
 			eventually(t, 30*time.Second, "every job handled", func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				return len(handled) == consumers
+				return handled.count() == consumers
 			})
 			if mode.reliable {
 				eventually(t, 30*time.Second, "every job removed from its processing list", func() bool {

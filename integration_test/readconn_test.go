@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/group"
-	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/redistest"
 	"github.com/streamgroup/streamgroup/stream"
 )
@@ -70,31 +69,15 @@ func TestConsumersDoNotStarveSharedClient(t *testing.T) {
 	t.Parallel()
 	rdb := redistest.Client(t) // default PoolSize: 10 per CPU
 	const consumers = 30
-	// Entry IDs repeat across streams: count the streams handled.
-	var mu sync.Mutex
-	handled := map[string]bool{}
-	h := handler.Func(func(_ context.Context, m *stream.Message) error {
-		mu.Lock()
-		handled[m.Stream] = true
-		mu.Unlock()
-		return nil
-	})
+	var handled keysHandled
 	keys := make([]string, consumers)
 	runs := make([]*running, consumers)
 	for i := range consumers {
 		key, grp := redistest.Names(t)
 		keys[i] = key
-		runs[i] = start(t, newConsumer(t, rdb, key, grp, "c", h, nil).Run)
+		runs[i] = start(t, newConsumer(t, rdb, key, grp, "c", &handled, nil).Run)
 	}
-	t.Cleanup(func() {
-		for _, r := range runs {
-			r.Cancel()
-		}
-		for _, r := range runs {
-			_ = r.Stop()
-		}
-		rdb.Del(context.Background(), keys...)
-	})
+	stopAllAtCleanup(t, runs, func() { rdb.Del(context.Background(), keys...) })
 	// Every consumer has read (it shows in XINFO CONSUMERS): its readers
 	// now block in XREADGROUP, for up to Block (2s) at a time.
 	admin := redistest.Client(t)
@@ -107,25 +90,16 @@ func TestConsumersDoNotStarveSharedClient(t *testing.T) {
 		}
 		return true
 	})
-	for i, key := range keys {
-		p, err := stream.NewProducer(rdb, key, nil)
+	eachWithin2s(t, rdb, "Add", len(keys), func(ctx context.Context, i int) error {
+		p, err := stream.NewProducer(rdb, keys[i], nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		begin := time.Now()
 		_, err = p.Add(ctx, map[string]any{"n": i})
-		cancel()
-		if err != nil {
-			t.Fatalf("Add %d on the client the consumers share = %v after %v; want success: the consumers' reads took the pool (%+v)",
-				i, err, time.Since(begin).Round(time.Millisecond), rdb.PoolStats())
-		}
-	}
+		return err
+	})
 	eventually(t, 30*time.Second, "every entry handled and acknowledged", func() bool {
-		mu.Lock()
-		n := len(handled)
-		mu.Unlock()
-		if n != consumers {
+		if handled.count() != consumers {
 			return false
 		}
 		for _, key := range keys {
@@ -135,6 +109,64 @@ func TestConsumersDoNotStarveSharedClient(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// keysHandled is a handler that records the stream (or list queue) of each
+// message it handles: message IDs repeat across streams, and a test with
+// one consumer per key counts the keys served.
+type keysHandled struct {
+	mu   sync.Mutex
+	keys map[string]bool
+}
+
+func (h *keysHandled) Handle(_ context.Context, m *stream.Message) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.keys == nil {
+		h.keys = map[string]bool{}
+	}
+	h.keys[m.Stream] = true
+	return nil
+}
+
+func (h *keysHandled) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.keys)
+}
+
+// stopAllAtCleanup cancels every run at once, then waits for each, then
+// calls after.
+func stopAllAtCleanup(t *testing.T, runs []*running, after func()) {
+	t.Cleanup(func() {
+		for _, r := range runs {
+			r.Cancel()
+		}
+		for _, r := range runs {
+			_ = r.Stop()
+		}
+		after()
+	})
+}
+
+// eachWithin2s calls send(ctx, i) for i < n, each with a 2s deadline, on
+// the client rdb the consumers share, and fails t at the first error: the
+// consumers' blocking commands took the pool. It returns the slowest call.
+func eachWithin2s(t *testing.T, rdb *redis.Client, what string, n int, send func(ctx context.Context, i int) error) time.Duration {
+	t.Helper()
+	var slowest time.Duration
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		begin := time.Now()
+		err := send(ctx, i)
+		cancel()
+		slowest = max(slowest, time.Since(begin))
+		if err != nil {
+			t.Fatalf("%s %d on the client the consumers share = %v after %v; want success: the consumers' blocking commands took the pool (%+v)",
+				what, i, err, time.Since(begin).Round(time.Millisecond), rdb.PoolStats())
+		}
+	}
+	return slowest
 }
 
 // Cancelling Run wakes the consumer's blocked XREADGROUP: Run returns long
