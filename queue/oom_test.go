@@ -154,7 +154,7 @@ func TestReliableConsumerWaitsOutFullRedis(t *testing.T) {
 		return oom.n.Load() > n0
 	})
 	f.free()
-	ids = push(t, rdb, q, 1)
+	push(t, rdb, q, 1)
 	eventually(t, 20*time.Second, "the job pushed after memory was freed again to be handled", func() bool {
 		if err, ok := run.Exited(); ok {
 			t.Fatalf("Run returned: %v", err)
