@@ -22,7 +22,7 @@ const sampleEvery = 8
 
 // initialPrefetch is the prefetch before anything was measured.
 func initialPrefetch(cfg Config) int {
-	if cfg.AdaptivePrefetch {
+	if cfg.adaptive {
 		return cfg.Concurrency
 	}
 	return cfg.Prefetch
@@ -46,7 +46,7 @@ func prefetchFor(concurrency, max int, fetch, handle time.Duration) int {
 
 // prefetch returns the current prefetch and sizes the credits to match.
 func (e *Engine) prefetch() int {
-	if !e.cfg.AdaptivePrefetch {
+	if !e.cfg.adaptive {
 		return e.cfg.Prefetch
 	}
 	p := prefetchFor(e.cfg.Concurrency, e.cfg.Prefetch,

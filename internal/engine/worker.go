@@ -1,0 +1,301 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/stream"
+)
+
+// errGoexit is the failure recorded for a handler that called
+// runtime.Goexit (as t.FailNow does).
+var errGoexit = errors.New("handler called runtime.Goexit")
+
+// dispatchAll queues for the workers the deliveries this consumer does not
+// hold already, one credit each (taken by the caller), and returns how
+// many it queued. A delivery whose key is held waiting for a retry takes
+// that hold's place (a reclaimer or a reader got it first); one held in any
+// other state is dropped: it runs, or ran, here already.
+func (e *Engine) dispatchAll(ds []*Delivery) int {
+	if len(ds) == 0 {
+		return 0
+	}
+	now := time.Now()
+	n := 0
+	var size int64
+	e.mu.Lock()
+	for _, d := range ds {
+		if old, ok := e.holds[d.Key]; ok {
+			if old.state != awaitRetry {
+				continue
+			}
+			e.forgetLocked(old)
+		}
+		e.seq++
+		d.seq = e.seq
+		d.state = queued
+		d.kept = now
+		e.holds[d.Key] = d
+		e.heldBytes += int64(d.Size)
+		size += int64(d.Size)
+		ds[n] = d
+		n++
+	}
+	e.mu.Unlock()
+	if n > 0 {
+		observe(&e.sizeAvg, time.Duration(size/int64(n)))
+	}
+	e.c.delivered.Add(uint64(n))
+	for _, d := range ds[:n] {
+		e.queue <- d // never blocks: the queue has room for every credit
+	}
+	return n
+}
+
+// forgetLocked drops d from the holds; e.mu must be held.
+func (e *Engine) forgetLocked(d *Delivery) {
+	if d.state == gone {
+		return
+	}
+	if d.state == awaitRetry {
+		e.retries--
+	}
+	d.state = gone
+	if e.holds[d.Key] == d {
+		delete(e.holds, d.Key)
+	}
+	e.heldBytes -= int64(d.Size)
+	if e.heldBytes < e.cfg.MaxBytes {
+		select {
+		case e.freed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (e *Engine) forget(d *Delivery) {
+	e.mu.Lock()
+	e.forgetLocked(d)
+	e.mu.Unlock()
+}
+
+// worker runs queued deliveries through the handler until the queue is
+// closed. The credit of each is given back as soon as its handler returns:
+// a worker that kept credits to give them back in groups would keep them
+// through its next handler call, however long, and starve the fetchers.
+func (e *Engine) worker() {
+	msg := new(stream.Message)
+	n := 0
+	for d := range e.queue {
+		if !e.stopping.Load() {
+			n++
+			e.processGuarded(d, msg, e.cfg.adaptive && n%sampleEvery == 1)
+		}
+		// Stopping: the drain hands back what is still queued.
+		e.credits.Give(1)
+	}
+}
+
+// processGuarded is process for a worker. A handler that calls
+// runtime.Goexit ends the worker's goroutine where no recover can stop it:
+// the delivery then counts as failed (errGoexit) and goes through the
+// failure policy like any other failure, its credit is given back, and a
+// new worker takes the place of the old one.
+func (e *Engine) processGuarded(d *Delivery, msg *stream.Message, timed bool) {
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		e.log.Error("handler called runtime.Goexit; counted as a failed delivery", "id", d.Msg.ID)
+		e.finish(d, errGoexit)
+		e.credits.Give(1)
+		e.handlers.Go(e.worker)
+	}()
+	e.process(d, msg, timed)
+	finished = true
+}
+
+// process runs d through the handler and acts on the outcome. The handler
+// gets msg, the worker's own Message, set to a copy of d.Msg: one Message
+// per worker, reused, so handing it over costs no allocation (handlers must
+// not keep it, nor change Values; see docs/semantics.md).
+func (e *Engine) process(d *Delivery, msg *stream.Message, timed bool) {
+	switch {
+	case d.Bad != "":
+		if _, ok := e.begin(d, false); !ok {
+			return
+		}
+		e.deadLetter(d, d.Bad)
+		return
+	case d.Msg.Deliveries > e.cfg.MaxDeliveries:
+		if _, ok := e.begin(d, false); !ok {
+			return
+		}
+		e.deadLetter(d, fmt.Sprintf("delivered %d times, more than MaxDeliveries (%d), without finishing: the handler crashed or stalled", d.Msg.Deliveries, e.cfg.MaxDeliveries))
+		return
+	}
+	ctx, ok := e.begin(d, true)
+	if !ok {
+		return
+	}
+	*msg = d.Msg
+	var start time.Time
+	if timed {
+		start = time.Now()
+	}
+	err := e.call(ctx, msg)
+	if timed {
+		observe(&e.handlerNs, time.Since(start))
+	}
+	e.finish(d, err)
+}
+
+// begin moves d from queued to inHandler, giving it a context of its own
+// when a handler is to run. It reports false when d is no longer held (the
+// drain handed it back, or another consumer took it).
+func (e *Engine) begin(d *Delivery, handle bool) (ctx context.Context, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if d.state != queued {
+		return nil, false
+	}
+	d.state = inHandler
+	if handle {
+		ctx, d.cancel = context.WithCancelCause(e.base)
+	}
+	return ctx, true
+}
+
+// call runs the handler, turning a panic into a *handler.PanicError.
+func (e *Engine) call(ctx context.Context, msg *stream.Message) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &handler.PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return e.cfg.Handler.Handle(ctx, msg)
+}
+
+// finish acts on a handler's result: settle on success; on failure
+// dead-letter a permanent error or the last allowed delivery, else retry
+// after a backoff. A delivery another consumer took over meanwhile, or one
+// the drain gave up on, is left alone.
+func (e *Engine) finish(d *Delivery, err error) {
+	e.mu.Lock()
+	if d.cancel != nil {
+		d.cancel(nil)
+		d.cancel = nil
+	}
+	lost := d.state != inHandler
+	e.mu.Unlock()
+	if lost || e.abandoned.Load() {
+		return
+	}
+	if err == nil {
+		e.settle(d)
+		return
+	}
+	e.c.failed.Add(1)
+	n := max(d.Msg.Deliveries, 1)
+	e.report(fmt.Errorf("%s: handler failed on %s %s (delivery %d): %w", e.cfg.Prefix, e.cfg.Noun, d.Msg.ID, n, err))
+	switch {
+	case errors.Is(err, handler.ErrPermanent), errors.Is(err, stream.ErrDecode):
+		e.log.Warn("handler failed permanently", "id", d.Msg.ID, "deliveries", n, "err", err)
+		e.deadLetter(d, err.Error())
+	case n >= e.cfg.MaxDeliveries:
+		e.log.Warn("handler failed on the last allowed delivery", "id", d.Msg.ID, "deliveries", n, "err", err)
+		e.deadLetter(d, err.Error())
+	default:
+		delay := e.retryBackoff.Delay(int(n - 1))
+		e.log.Info("handler failed; will retry", "id", d.Msg.ID, "deliveries", n, "retry_in", delay, "err", err)
+		e.scheduleRetry(d, delay)
+	}
+}
+
+// deadLetter moves d to the dead-letter stream or list. When that fails
+// with an error waiting can fix, d stays held (and kept alive) and the move
+// is tried again after a backoff; at shutdown it is handed back with its
+// delivery count, so its next delivery dead-letters it. An error nothing
+// will fix stops the consumer.
+func (e *Engine) deadLetter(d *Delivery, reason string) {
+	if len(reason) > maxErrorText {
+		reason = strings.ToValidUTF8(reason[:maxErrorText], "") + "…"
+	}
+	ctx, cancel := e.settleCtx()
+	defer cancel()
+	ok, err := e.src.DeadLetter(ctx, d, reason)
+	if err == nil {
+		e.forget(d)
+		if ok {
+			e.c.deadLettered.Add(1)
+			e.log.Warn(e.cfg.Noun+" dead-lettered", "id", d.Msg.ID, "reason", reason)
+		} else {
+			e.log.Info(e.cfg.Noun+" no longer owned by this consumer; not dead-lettered", "id", d.Msg.ID)
+		}
+		return
+	}
+	e.report(fmt.Errorf("%s: dead-letter %s %s: %w", e.cfg.Prefix, e.cfg.Noun, d.Msg.ID, err))
+	act, perr := e.src.Classify("dead-letter", err)
+	switch act {
+	case Repair: // the group is gone, and the entry's pending state with it
+		e.forget(d)
+		return
+	case Stop:
+		e.log.Error("dead-lettering failed; stopping", "id", d.Msg.ID, "err", perr)
+		if e.fail != nil {
+			e.fail(perr)
+		}
+	default:
+		e.log.Error("dead-lettering failed; will try again", "id", d.Msg.ID, "err", err)
+	}
+	e.mu.Lock()
+	if d.state != gone {
+		d.tries++
+		d.reason = reason
+		d.state = awaitDead
+		e.pushLocked(d, time.Now().Add(e.transientBackoff.Delay(d.tries-1)))
+	}
+	e.mu.Unlock()
+}
+
+// maxRetries bounds the failed deliveries held for a retry.
+func (e *Engine) maxRetries() int { return 10 * (e.cfg.Concurrency + e.cfg.Prefetch) }
+
+// scheduleRetry holds a failed delivery (kept alive) until its retry is
+// due. At most maxRetries are held so: past that, it is handed back at
+// once, behind the waiting work (Release without now), so memory stays
+// bounded through a flood of failures and MaxDeliveries still holds.
+func (e *Engine) scheduleRetry(d *Delivery, delay time.Duration) {
+	e.c.retried.Add(1)
+	e.mu.Lock()
+	if d.state != inHandler {
+		e.mu.Unlock()
+		return
+	}
+	if e.retries < e.maxRetries() {
+		d.state = awaitRetry
+		e.retries++
+		e.pushLocked(d, time.Now().Add(delay))
+		e.mu.Unlock()
+		return
+	}
+	e.mu.Unlock()
+	ctx, cancel := e.settleCtx()
+	defer cancel()
+	if _, err := e.src.Release(ctx, []*Delivery{d}, false); err != nil {
+		e.log.Warn("could not hand back a failed "+e.cfg.Noun+" with too many retries waiting; it stays held by this consumer until the drain", "id", d.Msg.ID, "err", err)
+		e.mu.Lock()
+		d.state = awaitRetry
+		e.retries++
+		e.pushLocked(d, time.Now().Add(delay))
+		e.mu.Unlock()
+		return
+	}
+	e.forget(d)
+}
