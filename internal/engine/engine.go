@@ -169,7 +169,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, f := range e.src.Fetchers() {
 		loops.Go(func() error { defer f.Close(); return e.fetchLoop(lctx, f) })
 	}
-	if s, ok := e.src.(Sweeper); ok {
+	if s, ok := e.src.(Sweeper); ok && s.SweepInterval() > 0 {
 		loops.Go(func() error { return e.sweepLoop(lctx, s) })
 	}
 	loops.Go(func() error { return e.retryLoop(lctx) })

@@ -134,8 +134,8 @@ type Keeper interface {
 // Sweeper is a source that finds work abandoned by consumers that died:
 // XAUTOCLAIM of idle entries, recovery of expired processing lists.
 type Sweeper interface {
-	// SweepInterval is the pause between sweeps (jittered by the engine).
-	// The first sweep runs at start.
+	// SweepInterval is the pause between sweeps (jittered by the engine);
+	// zero turns sweeping off. The first sweep runs at start.
 	SweepInterval() time.Duration
 	// Sweep returns up to max deliveries taken over, and whether the sweep
 	// has more to look at (the engine then calls it again at once, when

@@ -1,4 +1,4 @@
-package engine
+package streamsrc
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/internal/backoff"
+	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/keys"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/internal/script"
@@ -64,101 +65,98 @@ func newToken() string {
 // returns nil when ctx ends. A Redis out of memory refuses the key: the
 // consumer then runs unchecked (draining a full server matters more) and
 // the renewal takes the key once memory is freed.
-func (e *Engine) claimName(ctx context.Context) error {
-	key := e.liveKey
+func (s *Source) claimName(ctx context.Context) error {
+	key := s.liveKey
 	seen := ""
 	for attempt := 0; ; {
-		ok, err := e.cfg.Client.SetNX(ctx, key, e.token, liveTTL).Result()
+		ok, err := s.rdb.SetNX(ctx, key, s.token, liveTTL).Result()
 		switch {
 		case err == nil && ok:
 			return nil
 		case err == nil:
 			var owner string
-			owner, err = e.cfg.Client.Get(ctx, key).Result()
+			owner, err = s.rdb.Get(ctx, key).Result()
 			if errors.Is(err, redis.Nil) {
 				continue // expired meanwhile
 			}
 			if err != nil {
 				break
 			}
-			if owner == e.token {
+			if owner == s.token {
 				// An earlier SETNX of ours took the key, and its reply
 				// was lost (a cut connection): the name is ours.
 				return nil
 			}
 			if seen != "" {
 				return fmt.Errorf("%w: consumer %q of group %q on stream %q is running elsewhere (it renewed %s); give each consumer a name of its own, such as its host or pod name",
-					ErrConsumerNameInUse, e.cfg.Consumer, e.cfg.Group, e.cfg.Stream, key)
+					ErrConsumerNameInUse, s.cfg.Consumer, s.cfg.Group, s.cfg.Stream, key)
 			}
 			seen = owner
-			e.log.Warn("another consumer holds this consumer name; waiting once for it to expire (a crashed consumer does not renew it)", "key", key, "wait", liveTTL)
+			s.log.Warn("another consumer holds this consumer name; waiting once for it to expire (a crashed consumer does not renew it)", "key", key, "wait", liveTTL)
 			if !backoff.Sleep(ctx, liveTTL+50*time.Millisecond) {
 				return nil
 			}
 			continue
 		case rediserr.IsOOM(err):
-			e.log.Warn("redis is out of memory: cannot check that the consumer name is unique until memory is freed", "key", key, "err", err)
+			s.log.Warn("redis is out of memory: cannot check that the consumer name is unique until memory is freed", "key", key, "err", err)
 			return nil
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
-		if !waitable(err) {
-			return e.permanent("claim consumer name "+key, err)
+		if !rediserr.IsTransient(err) {
+			return fmt.Errorf("claim consumer name %s: %w", key, err)
 		}
-		e.transient("claim consumer name", err)
-		if !backoff.Sleep(ctx, e.transientBackoff.Delay(attempt)) {
+		s.log.Warn("redis unavailable; retrying", "op", "claim consumer name", "err", err)
+		s.report(fmt.Errorf("group: claim consumer name: %w", err))
+		if !backoff.Sleep(ctx, s.wait.Delay(attempt)) {
 			return nil
 		}
 		attempt++
 	}
 }
 
-// liveLoop renews the liveness key until ctx ends, then deletes it. When
+// Housekeep renews the liveness key until ctx ends, then deletes it. When
 // another consumer holds it (this one stalled past liveTTL, and a consumer
 // with the same name started meanwhile) it stops the consumer with
 // ErrConsumerNameInUse.
-func (e *Engine) liveLoop(ctx context.Context) {
+func (s *Source) Housekeep(ctx context.Context, fail func(error)) {
 	tick := time.NewTicker(liveInterval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			e.releaseName()
+			s.releaseName()
 			return
 		case <-tick.C:
 		}
-		held, err := liveRenewScript.Run(ctx, e.cfg.Client, []string{e.liveKey}, e.token, liveTTL.Milliseconds()).Int()
+		held, err := liveRenewScript.Run(ctx, s.rdb, []string{s.liveKey}, s.token, liveTTL.Milliseconds()).Int()
 		switch {
 		case errors.Is(err, redis.ErrClosed):
 			// The client was closed under the consumer. The readers, on
 			// connections of their own, would not notice: stop here.
-			if e.fail != nil {
-				e.fail(e.permanent("renew liveness key "+e.liveKey, err))
-			}
+			fail(fmt.Errorf("group: renew liveness key %s: %w", s.liveKey, err))
 		case err != nil:
 			if ctx.Err() == nil && !rediserr.IsOOM(err) {
-				e.log.Warn("could not renew the consumer name's liveness key", "key", e.liveKey, "err", err)
-				e.report(fmt.Errorf("group: renew liveness key %s: %w", e.liveKey, err))
+				s.log.Warn("could not renew the consumer name's liveness key", "key", s.liveKey, "err", err)
+				s.report(fmt.Errorf("group: renew liveness key %s: %w", s.liveKey, err))
 			}
 		case held == 0:
 			err := fmt.Errorf("%w: another consumer named %q of group %q on stream %q took the name while this one was not renewing %s; stopping",
-				ErrConsumerNameInUse, e.cfg.Consumer, e.cfg.Group, e.cfg.Stream, e.liveKey)
-			e.log.Error("consumer name taken by another consumer; stopping", "key", e.liveKey)
-			e.report(err)
-			if e.fail != nil {
-				e.fail(err)
-			}
+				ErrConsumerNameInUse, s.cfg.Consumer, s.cfg.Group, s.cfg.Stream, s.liveKey)
+			s.log.Error("consumer name taken by another consumer; stopping", "key", s.liveKey)
+			s.report(err)
+			fail(err)
 		}
 	}
 }
 
 // releaseName deletes the liveness key when this consumer holds it, so that
 // a restart with the same name does not wait for it to expire.
-func (e *Engine) releaseName() {
-	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.AckTimeout)
+func (s *Source) releaseName() {
+	ctx, cancel := context.WithTimeout(context.Background(), engine.SettleTimeout)
 	defer cancel()
-	if err := liveReleaseScript.Run(ctx, e.cfg.Client, []string{e.liveKey}, e.token).Err(); err != nil {
-		e.log.Info("could not delete the consumer name's liveness key; it expires by itself", "key", e.liveKey, "expires_in", liveTTL, "err", err)
+	if err := liveReleaseScript.Run(ctx, s.rdb, []string{s.liveKey}, s.token).Err(); err != nil {
+		s.log.Info("could not delete the consumer name's liveness key; it expires by itself", "key", s.liveKey, "expires_in", liveTTL, "err", err)
 	}
 }

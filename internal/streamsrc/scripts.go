@@ -1,4 +1,4 @@
-package engine
+package streamsrc
 
 import (
 	"fmt"
@@ -103,7 +103,7 @@ func parseEntry(v any) (id string, values map[string]string, ok bool, err error)
 		if v == nil {
 			return "", nil, false, nil // tombstone of an older Redis
 		}
-		return "", nil, false, fmt.Errorf("engine: unexpected entry %T in script reply", v)
+		return "", nil, false, fmt.Errorf("group: unexpected entry %T in script reply", v)
 	}
 	id, _ = arr[0].(string)
 	fields, _ := arr[1].([]any)

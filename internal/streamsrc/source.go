@@ -1,0 +1,313 @@
+// Package streamsrc is the engine source of a Redis Streams consumer group:
+// XREADGROUP (own pending entries first, then new ones), pipelined XACK,
+// XCLAIM leases, XAUTOCLAIM sweeps, the dead-letter script, NOGROUP repair
+// and the consumer name's liveness key. group.Consumer and claim.Reclaimer
+// run it on internal/engine.
+package streamsrc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/internal/backoff"
+	"github.com/streamgroup/streamgroup/internal/engine"
+	"github.com/streamgroup/streamgroup/internal/keys"
+	"github.com/streamgroup/streamgroup/internal/redischeck"
+	"github.com/streamgroup/streamgroup/internal/rediserr"
+	"github.com/streamgroup/streamgroup/stream"
+)
+
+// Sentinels re-exported by group.
+var (
+	ErrNotStream = errors.New("group: key is not a stream")
+	// ErrConsumerNameInUse: a live consumer of the group already runs
+	// under this consumer name.
+	ErrConsumerNameInUse = errors.New("group: consumer name in use by a running consumer")
+)
+
+// Defaults. group.Options documents the same values.
+const (
+	DefaultBlock       = 2 * time.Second
+	DefaultMinIdle     = 30 * time.Second
+	MinReclaimInterval = 10 * time.Millisecond
+	// reclaimCount is the most entries one XAUTOCLAIM takes: large claims
+	// take over a dead consumer's backlog in few round trips
+	// (docs/performance.md).
+	reclaimCount = 512
+	// ackBatch is the most IDs in one XACK command.
+	ackBatch = 256
+)
+
+// Config is the Redis side of a stream consumer.
+type Config struct {
+	Client           redis.UniversalClient
+	Stream           string
+	Group            string
+	Consumer         string
+	GroupStart       string
+	Block            time.Duration
+	DeadLetterStream string
+	MinIdle          time.Duration
+	// LeaseInterval and ReclaimInterval are derived from MinIdle when zero
+	// (MinIdle/3, MinIdle/2); only tests set them.
+	LeaseInterval   time.Duration
+	ReclaimInterval time.Duration
+	Read            bool // fetch with XREADGROUP
+	Reclaim         bool // sweep with XAUTOCLAIM
+	Readers         int  // XREADGROUP readers: 2, or 1 to keep stream order
+	Logger          *slog.Logger
+	OnError         func(error)
+}
+
+// Normalize fills defaults and validates. It returns a copy.
+func (c Config) Normalize() (Config, error) {
+	switch {
+	case c.Client == nil:
+		return c, engine.Invalid("nil redis client")
+	case c.Stream == "":
+		return c, engine.Invalid("empty stream name")
+	case c.Group == "":
+		return c, engine.Invalid("empty group name")
+	case c.Consumer == "":
+		return c, engine.Invalid("empty consumer name")
+	}
+	for _, ck := range []struct {
+		bad  bool
+		name string
+	}{
+		{c.Block < 0, "Block"},
+		{c.MinIdle < 0, "MinIdle"},
+		{c.LeaseInterval < 0, "LeaseInterval"},
+		{c.ReclaimInterval < 0, "ReclaimInterval"},
+	} {
+		if ck.bad {
+			return c, engine.Invalid("%s must not be negative", ck.name)
+		}
+	}
+	if c.GroupStart == "" {
+		c.GroupStart = "0"
+	}
+	if c.GroupStart != "$" {
+		if _, err := stream.ParseID(c.GroupStart); err != nil {
+			return c, engine.Invalid("GroupStart %q is not \"0\", \"$\" or an entry ID", c.GroupStart)
+		}
+	}
+	if c.Block == 0 {
+		c.Block = DefaultBlock
+	}
+	if c.Block < time.Millisecond {
+		return c, engine.Invalid("Block %v is below Redis's 1ms resolution", c.Block)
+	}
+	deadDefault := c.DeadLetterStream == ""
+	if deadDefault {
+		c.DeadLetterStream = stream.DeadLetterKey(c.Stream)
+	}
+	if c.DeadLetterStream == c.Stream {
+		return c, engine.Invalid("DeadLetterStream must differ from the stream %q", c.Stream)
+	}
+	if err := c.checkSlots(deadDefault); err != nil {
+		return c, err
+	}
+	if c.MinIdle == 0 {
+		c.MinIdle = DefaultMinIdle
+	}
+	if c.MinIdle < 10*time.Millisecond {
+		return c, engine.Invalid("MinIdle %v is too small (minimum 10ms)", c.MinIdle)
+	}
+	if c.LeaseInterval == 0 {
+		c.LeaseInterval = c.MinIdle / 3
+	}
+	// An entry is renewed once it has been held LeaseInterval, checked every
+	// LeaseInterval/2: its idle time peaks near 1.5*LeaseInterval, which must
+	// stay well below MinIdle.
+	if c.LeaseInterval > c.MinIdle/2 {
+		return c, engine.Invalid("LeaseInterval %v must be at most MinIdle/2 (%v)", c.LeaseInterval, c.MinIdle/2)
+	}
+	if c.LeaseInterval < 2*time.Millisecond {
+		return c, engine.Invalid("LeaseInterval %v is too small (minimum 2ms)", c.LeaseInterval)
+	}
+	if c.ReclaimInterval == 0 {
+		c.ReclaimInterval = max(c.MinIdle/2, MinReclaimInterval)
+	}
+	// A pass scans the whole pending list; passes far more often than
+	// entries can become idle only load Redis (1ns made 3,000 XAUTOCLAIM
+	// calls in 5s on an idle stream).
+	if c.ReclaimInterval < MinReclaimInterval {
+		return c, engine.Invalid("ReclaimInterval %v is too small (minimum %v)", c.ReclaimInterval, MinReclaimInterval)
+	}
+	if c.Readers == 0 {
+		c.Readers = 2
+	}
+	return c, nil
+}
+
+// checkSlots refuses, on Redis Cluster, a dead-letter stream outside the
+// stream's slot: the dead-letter script writes both keys, and would fail
+// with CROSSSLOT on every entry, which would then be reclaimed and fail
+// again forever. On a standalone Redis any name works.
+func (c Config) checkSlots(deadDefault bool) error {
+	if _, ok := c.Client.(*redis.ClusterClient); !ok || keys.SameSlot(c.Stream, c.DeadLetterStream) {
+		return nil
+	}
+	if deadDefault {
+		return engine.Invalid("on Redis Cluster the stream name %q has an unmatched brace, so its default dead-letter stream %q hashes to another slot: drop the brace or give the stream a hash tag, as in \"{jobs}:email\"",
+			c.Stream, c.DeadLetterStream)
+	}
+	return engine.Invalid("on Redis Cluster DeadLetterStream %q (slot %d) must lie in the slot of the stream %q (slot %d): give both the same hash tag, such as %q, or leave DeadLetterStream empty for %q",
+		c.DeadLetterStream, keys.Slot(c.DeadLetterStream), c.Stream, keys.Slot(c.Stream), keys.Beside(c.Stream, ":failed"), stream.DeadLetterKey(c.Stream))
+}
+
+// Stats are the counters only the stream source knows.
+type Stats struct {
+	DeletedInPEL  uint64 // pending entries found deleted from the stream and dropped
+	GroupsCreated uint64 // times the group was created (at start or after NOGROUP)
+}
+
+// Source is a stream consumer group as an engine source.
+type Source struct {
+	cfg     Config
+	rdb     redis.UniversalClient
+	log     *slog.Logger
+	warnLog *slog.Logger // the maxmemory-policy warning: Logger, or slog.Default()
+
+	deletedInPEL, groupsCreated atomic.Uint64
+
+	liveKey string // the consumer name's liveness key
+	token   string // this run's value of it
+
+	// historyDone is closed once the first reader has read this consumer's
+	// own pending entries; the other reader waits for it.
+	historyDone chan struct{}
+	historyOnce sync.Once
+
+	cursor string // of the XAUTOCLAIM pass under way; "0-0" between passes
+
+	wait backoff.Policy
+}
+
+// New returns the source for a normalized cfg.
+func New(cfg Config) *Source {
+	log, warn := cfg.Logger, cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+		warn = slog.Default()
+	}
+	attrs := []any{"stream", cfg.Stream, "group", cfg.Group, "consumer", cfg.Consumer}
+	return &Source{
+		cfg:         cfg,
+		rdb:         cfg.Client,
+		log:         log.With(attrs...),
+		warnLog:     warn.With(attrs...),
+		liveKey:     LiveKey(cfg.Stream, cfg.Group, cfg.Consumer),
+		token:       newToken(),
+		historyDone: make(chan struct{}),
+		cursor:      "0-0",
+		wait:        backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second},
+	}
+}
+
+// Logger returns the source's logger, with the stream, group and consumer
+// attributes, for the engine.
+func (s *Source) Logger() *slog.Logger { return s.log }
+
+// Stats returns the source's counters.
+func (s *Source) Stats() Stats {
+	return Stats{DeletedInPEL: s.deletedInPEL.Load(), GroupsCreated: s.groupsCreated.Load()}
+}
+
+func (s *Source) report(err error) {
+	if s.cfg.OnError != nil {
+		s.cfg.OnError(err)
+	}
+}
+
+// Start checks Redis's maxmemory-policy (a policy other than noeviction is
+// logged at Warn, a refused CONFIG GET at Info, once per client), creates
+// the group unless it exists, and takes the consumer name.
+func (s *Source) Start(ctx context.Context) error {
+	redischeck.AtStart(ctx, s.rdb, s.warnLog, s.wait, func(err error) {
+		s.log.Warn("redis unavailable; retrying", "op", "check maxmemory-policy", "err", err)
+		s.report(fmt.Errorf("group: check maxmemory-policy: %w", err))
+	})
+	if err := s.ensureGroup(ctx); err != nil {
+		return err
+	}
+	return s.claimName(ctx)
+}
+
+// ensureGroup creates the group (and the stream) unless it exists.
+//
+// A Redis at maxmemory with the noeviction policy refuses XGROUP CREATE
+// MKSTREAM with OOM before it can answer BUSYGROUP. A group that exists
+// then needs nothing (reading and acknowledging are not refused, so the
+// consumer can drain the full server): XPENDING, a read, tells. A group
+// that does not exist cannot be made until memory is freed: the OOM error
+// is returned, and the engine waits it out like an outage.
+func (s *Source) ensureGroup(ctx context.Context) error {
+	err := s.rdb.XGroupCreateMkStream(ctx, s.cfg.Stream, s.cfg.Group, s.cfg.GroupStart).Err()
+	if rediserr.IsBusyGroup(err) {
+		return nil
+	}
+	if rediserr.IsOOM(err) && s.rdb.XPending(ctx, s.cfg.Stream, s.cfg.Group).Err() == nil {
+		return nil
+	}
+	if err == nil {
+		s.groupsCreated.Add(1)
+		s.log.Info("consumer group created", "start", s.cfg.GroupStart)
+	}
+	return err
+}
+
+// Repair answers NOGROUP: the group or the stream vanished (deleted, or the
+// server lost its data). It creates the group again from GroupStart, so
+// entries still in the stream are delivered again rather than skipped. An
+// entry this consumer still holds (in a handler, or waiting for its XACK)
+// and reads again in the new group is not dispatched twice (the engine
+// holds its key); its XACK acknowledges it in the new group if it arrives
+// after the re-read, and otherwise a reclaimer delivers it again after
+// MinIdle.
+func (s *Source) Repair(ctx context.Context, cause error) error {
+	s.log.Warn("consumer group missing; creating it again", "err", cause)
+	s.report(fmt.Errorf("group: group %q on stream %q vanished: %w", s.cfg.Group, s.cfg.Stream, cause))
+	return s.ensureGroup(ctx)
+}
+
+// Classify: NOGROUP is repaired; an outage, a restart, a failover or a full
+// Redis (OOM) is waited out, as is a command cut short by a stop;
+// everything else (WRONGTYPE, NOPERM, a closed client) stops the consumer.
+func (s *Source) Classify(op string, err error) (engine.Action, error) {
+	switch {
+	case errors.Is(err, ErrConsumerNameInUse):
+		return engine.Stop, err
+	case rediserr.IsNoGroup(err):
+		return engine.Repair, nil
+	case rediserr.IsTransient(err) || rediserr.IsOOM(err):
+		return engine.Wait, nil
+	case !rediserr.IsReply(err) && !errors.Is(err, redis.ErrClosed):
+		// A network error go-redis does not call transient, a reply cut
+		// short: waiting can fix it.
+		return engine.Wait, nil
+	case rediserr.IsWrongType(err):
+		return engine.Stop, fmt.Errorf("%w: %s: key %q holds another type: %w", ErrNotStream, op, s.cfg.Stream, err)
+	}
+	return engine.Stop, fmt.Errorf("group: %s on stream %q (group %q): %w", op, s.cfg.Stream, s.cfg.Group, err)
+}
+
+// Stop has nothing left to do: the readers' connections are closed by
+// their fetchers, the liveness key by Housekeep.
+func (s *Source) Stop(context.Context) {}
+
+var (
+	_ engine.Source      = (*Source)(nil)
+	_ engine.Keeper      = (*Source)(nil)
+	_ engine.Sweeper     = (*Source)(nil)
+	_ engine.Repairer    = (*Source)(nil)
+	_ engine.Housekeeper = (*Source)(nil)
+)
