@@ -2,20 +2,22 @@ package claim
 
 import (
 	"context"
+	"log/slog"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/streamgroup/streamgroup/group"
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/engine"
+	"github.com/streamgroup/streamgroup/internal/streamsrc"
 )
 
 // Reclaimer takes over entries that other consumers of a group left
 // unacknowledged for longer than MinIdle (because they died or stalled) and
 // handles them with a [handler.Handler], under the same failure policy as a
-// [group.Consumer]: acknowledgement on success, retry with backoff, dead
-// letters after MaxDeliveries or on a permanent error, leases while a handler
-// runs.
+// group.Consumer (they run on the same engine): acknowledgement on success,
+// retry with backoff, dead letters after MaxDeliveries or on a permanent
+// error, leases while a handler runs.
 //
 // Every group.Consumer runs a reclaimer of its own unless
 // group.Options.DisableReclaim is set; a standalone Reclaimer is for
@@ -25,42 +27,111 @@ import (
 // not usable.
 type Reclaimer struct {
 	eng *engine.Engine
+	src *streamsrc.Source
+}
+
+// Options configures a [Reclaimer]. A nil *Options means all defaults; the
+// zero value of every field means its default. The fields mean what the
+// fields of the same name mean on group.Options, which documents each.
+type Options struct {
+	// MinIdle is how long an entry must stay unacknowledged and untouched
+	// before the reclaimer takes it over; passes over the group's pending
+	// entries run every MinIdle/2 (with jitter), the first at once. Zero
+	// means 30s. Minimum 10ms.
+	MinIdle time.Duration
+	// Concurrency is the number of entries handled at once. Zero means
+	// 10. Each XAUTOCLAIM takes at most as many entries as there are free
+	// handler slots (and 512), so slow handlers keep claims small.
+	Concurrency int
+	// MaxBytes bounds the bytes of entry fields held in memory. Zero
+	// means 64 MiB.
+	MaxBytes int64
+	// GroupStart is where the group starts if the reclaimer creates it
+	// ("0", "$" or an entry ID). Zero ("") means "0".
+	GroupStart string
+	// MaxDeliveries is how many deliveries an entry gets before it is
+	// dead-lettered. Zero means 5.
+	MaxDeliveries int64
+	// DeadLetterStream receives the dead letters. Zero means
+	// stream.DeadLetterKey(stream).
+	DeadLetterStream string
+	// RetryBackoff and MaxRetryBackoff: the delay before the first retry
+	// of a failed entry (zero means 5s), doubling up to MaxRetryBackoff
+	// (zero means the larger of 10 minutes and RetryBackoff).
+	RetryBackoff    time.Duration
+	MaxRetryBackoff time.Duration
+	// DrainTimeout is how long Run waits for in-flight handlers after its
+	// context is cancelled. Zero means 30s.
+	DrainTimeout time.Duration
+	// Logger receives the reclaimer's logs; nil means none (but for the
+	// maxmemory-policy warning, which then goes to slog.Default()).
+	Logger *slog.Logger
+	// OnError, when not nil, is called with every error the reclaimer
+	// handles by itself. It must not block.
+	OnError func(error)
 }
 
 // NewReclaimer returns a reclaimer that claims entries into the consumer
-// named consumer of group on stream. It reads MinIdle, ReclaimInterval,
-// ReclaimCount and the failure-policy, lease, shutdown and logging fields of
-// opts (nil for defaults); fields about reading new entries do not apply.
-// Invalid arguments give an error wrapping [group.ErrInvalidOptions]. The
-// reclaimer never closes rdb.
-func NewReclaimer(rdb redis.UniversalClient, stream, grp, consumer string, h handler.Handler, opts *group.Options) (*Reclaimer, error) {
-	var knobs engine.Knobs
-	if opts != nil {
-		knobs = engine.Knobs(*opts)
+// named consumer of group on stream. opts may be nil for defaults. Invalid
+// arguments give an error wrapping group.ErrInvalidOptions. The reclaimer
+// never closes rdb.
+func NewReclaimer(rdb redis.UniversalClient, stream, grp, consumer string, h handler.Handler, opts *Options) (*Reclaimer, error) {
+	if opts == nil {
+		opts = &Options{}
 	}
-	cfg, err := engine.Config{
-		Client: rdb, Stream: stream, Group: grp, Consumer: consumer, Handler: h, Knobs: knobs,
+	scfg, err := streamsrc.Config{
+		Client: rdb, Stream: stream, Group: grp, Consumer: consumer,
+		GroupStart: opts.GroupStart, DeadLetterStream: opts.DeadLetterStream, MinIdle: opts.MinIdle,
+		Reclaim: true, Logger: opts.Logger, OnError: opts.OnError,
 	}.Normalize()
 	if err != nil {
 		return nil, err
 	}
-	return &Reclaimer{eng: engine.New(cfg)}, nil
+	ecfg, err := engine.Config{
+		Handler: h, Concurrency: opts.Concurrency, MaxBytes: opts.MaxBytes, MaxDeliveries: opts.MaxDeliveries,
+		RetryBackoff: opts.RetryBackoff, MaxRetryBackoff: opts.MaxRetryBackoff, DrainTimeout: opts.DrainTimeout,
+		OnError: opts.OnError, Prefix: "claim", Noun: "entry",
+	}.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	src := streamsrc.New(scfg)
+	ecfg.Logger = src.Logger()
+	return &Reclaimer{eng: engine.New(src, ecfg), src: src}, nil
 }
 
 // Run reclaims until ctx is cancelled: an XAUTOCLAIM cursor pass over the
-// group's pending entries every ReclaimInterval (with jitter), each call
-// taking at most as many entries as there are free handler slots. Entries
-// that XAUTOCLAIM reports deleted from the stream are counted and dropped,
-// never handed to the handler. Shutdown is as for [group.Consumer.Run]:
-// drain up to DrainTimeout, flush acknowledgements, return nil (or an error
-// wrapping [group.ErrDrainTimeout]). It checks Redis's maxmemory-policy at
-// the start, as [group.Consumer.Run] does, and creates the group if it does
-// not exist. A second call returns [group.ErrAlreadyRun].
+// group's pending entries every MinIdle/2 (with jitter), each call taking
+// at most as many entries as there are free handler slots. Entries that
+// XAUTOCLAIM reports deleted from the stream are counted and dropped,
+// never handed to the handler. Shutdown is as for group.Consumer.Run:
+// hand back what no handler runs, drain up to DrainTimeout, flush
+// acknowledgements, return nil (or an error wrapping
+// group.ErrDrainTimeout). It checks Redis's maxmemory-policy at the start,
+// as group.Consumer.Run does, and creates the group if it does not exist.
+// A second call returns an error wrapping group.ErrAlreadyRun.
 func (r *Reclaimer) Run(ctx context.Context) error {
-	return r.eng.Run(ctx, engine.Mode{Reclaim: true})
+	return r.eng.Run(ctx)
+}
+
+// Stats is a snapshot of a reclaimer's counters since Run started.
+type Stats struct {
+	Reclaimed     uint64 // entries taken over with XAUTOCLAIM
+	Acked         uint64 // entries acknowledged after their handler returned nil
+	Failed        uint64 // handler calls that returned an error, panicked or called runtime.Goexit
+	Retried       uint64 // failures scheduled for another delivery
+	DeadLettered  uint64 // entries moved to the dead-letter stream
+	DeletedInPEL  uint64 // pending entries found deleted from the stream and dropped
+	LeaseRenewals uint64 // lease renewals of entries held by slow handlers or retries
+	LeaseLost     uint64 // held entries another consumer took over
+	Released      uint64 // entries given back to the group at shutdown
 }
 
 // Stats returns a snapshot of the reclaimer's counters.
-func (r *Reclaimer) Stats() group.Stats {
-	return group.Stats(r.eng.Stats())
+func (r *Reclaimer) Stats() Stats {
+	e, s := r.eng.Stats(), r.src.Stats()
+	return Stats{
+		Reclaimed: e.Swept, Acked: e.Acked, Failed: e.Failed, Retried: e.Retried, DeadLettered: e.DeadLettered,
+		DeletedInPEL: s.DeletedInPEL, LeaseRenewals: e.Kept, LeaseLost: e.LeaseLost, Released: e.Released,
+	}
 }

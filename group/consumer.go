@@ -7,6 +7,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/engine"
+	"github.com/streamgroup/streamgroup/internal/streamsrc"
 )
 
 // Consumer is one named member of a consumer group, handling the group's
@@ -15,8 +16,8 @@ import (
 // A Consumer is single-use: create it with [NewConsumer], call [Consumer.Run]
 // once. Its methods are safe for concurrent use. The zero value is not usable.
 type Consumer struct {
-	eng  *engine.Engine
-	mode engine.Mode
+	eng *engine.Engine
+	src *streamsrc.Source
 }
 
 // NewConsumer returns a consumer named consumer in group on stream, handling
@@ -28,17 +29,21 @@ type Consumer struct {
 // inconsistent options) give an error wrapping [ErrInvalidOptions]. The
 // consumer never closes rdb.
 func NewConsumer(rdb redis.UniversalClient, stream, group, consumer string, h handler.Handler, opts *Options) (*Consumer, error) {
-	cfg, err := engine.Config{
-		Client: rdb, Stream: stream, Group: group, Consumer: consumer, Handler: h,
-		Knobs: opts.knobs(),
-	}.Normalize()
+	ecfg, scfg := opts.configs(rdb, stream, group, consumer, h)
+	scfg, err := scfg.Normalize()
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{
-		eng:  engine.New(cfg),
-		mode: engine.Mode{Read: true, Reclaim: !cfg.DisableReclaim},
-	}, nil
+	ecfg, err = ecfg.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	if ecfg.Concurrency == 1 {
+		scfg.Readers = 1 // one reader keeps stream order
+	}
+	src := streamsrc.New(scfg)
+	ecfg.Logger = src.Logger()
+	return &Consumer{eng: engine.New(src, ecfg), src: src}, nil
 }
 
 // Run consumes until ctx is cancelled, then shuts down gracefully. It:
@@ -55,21 +60,27 @@ func NewConsumer(rdb redis.UniversalClient, stream, group, consumer string, h ha
 //     backoff, dead-letters those that fail permanently or too often;
 //   - reclaims entries that other consumers left idle past MinIdle
 //     (unless Options.DisableReclaim), and renews the leases of its own
-//     slow entries so that nobody reclaims them from a live consumer;
+//     slow entries so that nobody reclaims them from a live consumer; a
+//     handler whose entry another consumer took over anyway (this one
+//     stalled past MinIdle) has its context cancelled with cause
+//     handler.ErrLeaseLost, and its result is not acknowledged;
 //   - rides out Redis outages with capped, jittered backoff.
 //
-// When ctx is cancelled Run stops reading, waits up to DrainTimeout for
-// in-flight handlers (their contexts are not cancelled until then), flushes
+// When ctx is cancelled Run stops reading, gives back to the group at once
+// the entries no handler runs (fetched ahead, or waiting for a retry) so
+// that other consumers take them without waiting for MinIdle, waits up to
+// DrainTimeout for in-flight handlers (their contexts are not cancelled
+// until then), gives back what they failed meanwhile, flushes
 // acknowledgements and returns nil. Past DrainTimeout it returns an error
 // wrapping [ErrDrainTimeout]; unfinished entries stay pending and are
 // delivered again later. Run returns early with an error only for problems
 // that waiting cannot fix, such as a key of the wrong type or a missing
 // permission. A second call returns [ErrAlreadyRun].
 func (c *Consumer) Run(ctx context.Context) error {
-	return c.eng.Run(ctx, c.mode)
+	return c.eng.Run(ctx)
 }
 
 // Stats returns a snapshot of the consumer's counters.
 func (c *Consumer) Stats() Stats {
-	return statsFrom(c.eng.Stats())
+	return statsFrom(c.eng.Stats(), c.src.Stats())
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/streamgroup/streamgroup/internal/engine"
+	"github.com/streamgroup/streamgroup/internal/streamsrc"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/internal/script"
 	"github.com/streamgroup/streamgroup/stream"
@@ -42,7 +42,7 @@ var (
 	// ErrNotStream is returned (wrapped) when the key exists but holds
 	// something other than a stream. The error also wraps Redis's WRONGTYPE
 	// reply and its text names the key.
-	ErrNotStream = engine.ErrNotStream
+	ErrNotStream = streamsrc.ErrNotStream
 
 	// ErrConsumerHasPending is returned (wrapped in a
 	// [*ConsumerPendingError]) by [Manager.DeleteConsumer] when the consumer

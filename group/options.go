@@ -4,10 +4,17 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/engine"
+	"github.com/streamgroup/streamgroup/internal/streamsrc"
 )
 
-// Errors a caller can act on. Each is matched with errors.Is.
+// Errors a caller can act on. Each is matched with errors.Is, and the
+// ones every consumer kind returns are the same values as queue's:
+// errors.Is(err, group.ErrDrainTimeout) matches a queue consumer's drain
+// timeout too.
 var (
 	// ErrInvalidOptions is wrapped by every error about a bad argument or
 	// option given to NewConsumer (and claim.NewReclaimer).
@@ -15,7 +22,8 @@ var (
 	// ErrDrainTimeout is wrapped by the error Run returns when in-flight
 	// handlers did not finish within DrainTimeout. Their entries stay pending
 	// and are delivered again (to this consumer name on its next start, or to
-	// another consumer's reclaimer): nothing is lost.
+	// another consumer's reclaimer): nothing is lost. It is also the cause
+	// (context.Cause) of the handler contexts cancelled at the deadline.
 	ErrDrainTimeout = engine.ErrDrainTimeout
 	// ErrAlreadyRun is returned by a second call of Run: consumers are
 	// single-use.
@@ -27,7 +35,7 @@ var (
 	// name while it runs (see docs/wire-format.md); a consumer starting
 	// after a crash of its predecessor waits at most 5 seconds for the
 	// crashed one's key to expire.
-	ErrConsumerNameInUse = engine.ErrConsumerNameInUse
+	ErrConsumerNameInUse = streamsrc.ErrConsumerNameInUse
 )
 
 // Options configures a [Consumer] (and a claim.Reclaimer). A nil *Options
@@ -44,8 +52,8 @@ type Options struct {
 	// made once at least half of Prefetch fits, asking for as many entries
 	// as fit (XREADGROUP COUNT), so memory is bounded by
 	// Concurrency+Prefetch entries whatever the backlog. Fetched entries
-	// that no handler started when Run stops stay pending (see
-	// docs/semantics.md). At most 65536.
+	// that no handler started when Run stops are given back to the group
+	// (see docs/semantics.md). At most 65536.
 	//
 	// Zero means adaptive: the consumer measures how long a read takes and
 	// how long the handler takes, and keeps enough entries fetched to cover
@@ -53,9 +61,16 @@ type Options struct {
 	// between Concurrency and max(Concurrency, 1024). Fast handlers then get
 	// large batched reads; slow ones keep Prefetch at Concurrency, so that
 	// one consumer does not hoard a burst of slow jobs while its peers
-	// idle. Set Prefetch to bound memory by entry count when entries are
-	// large.
+	// idle. MaxBytes bounds memory by size as well.
 	Prefetch int
+
+	// MaxBytes bounds the bytes of entry fields (names and values) the
+	// consumer holds in memory: in handlers, fetched ahead, and waiting for
+	// a retry. Reads are sized to fit from the average entry size seen, and
+	// wait while the bound is reached. Zero means 64 MiB, which a pod can
+	// live with; large entries (hundreds of KiB) then make reads small,
+	// rather than making the consumer hold a gigabyte.
+	MaxBytes int64
 
 	// GroupStart is where a group created by the consumer starts: "0" (all
 	// entries in the stream), "$" (only entries added from now on) or an
@@ -90,26 +105,11 @@ type Options struct {
 
 	// MinIdle is how long an entry must stay unacknowledged and untouched
 	// before another consumer's reclaimer may take it over. Leases keep the
-	// entries of a live consumer younger than this. Zero means 30s. Minimum 10ms.
+	// entries of a live consumer younger than this: each held entry is
+	// renewed (XCLAIM JUSTID, which does not count a delivery) every
+	// MinIdle/3, and the reclaimer scans for idle entries every MinIdle/2.
+	// Zero means 30s. Minimum 10ms.
 	MinIdle time.Duration
-
-	// LeaseInterval is how often the lease of an entry held by a running
-	// handler (or waiting for its retry) is renewed, with XCLAIM ... JUSTID
-	// (which does not count a delivery). Zero means MinIdle/3. It must be
-	// between 2ms and MinIdle/2.
-	LeaseInterval time.Duration
-
-	// ReclaimInterval is the pause between two XAUTOCLAIM passes over the
-	// group's pending entries, with ±20% jitter. Zero means MinIdle/2
-	// (at least 10ms). Minimum 10ms.
-	ReclaimInterval time.Duration
-
-	// ReclaimCount is the most entries one XAUTOCLAIM call takes (it also
-	// never takes more than the free handler slots, so slow handlers keep
-	// claims small). Zero means 512: larger claims take over a dead
-	// consumer's large backlog in fewer round trips (docs/performance.md
-	// has the measurements).
-	ReclaimCount int
 
 	// DisableReclaim turns off the reclaimer inside Consumer.Run, for
 	// deployments that run a claim.Reclaimer separately. The zero value
@@ -118,29 +118,19 @@ type Options struct {
 
 	// RetryBackoff is the delay before the first retry of a failed entry; the
 	// n-th retry waits RetryBackoff*2^(n-1), capped by MaxRetryBackoff, with
-	// jitter (a delay between half and all of it). Zero means MinIdle.
+	// jitter (a delay between half and all of it). The consumer keeps the
+	// entry's lease meanwhile. Zero means 5s.
 	RetryBackoff time.Duration
 
 	// MaxRetryBackoff caps the retry delay. Zero means the larger of 10
 	// minutes and RetryBackoff.
 	MaxRetryBackoff time.Duration
 
-	// AckInterval is the longest an acknowledgement waits to be batched with
-	// others. Zero means 50ms.
-	AckInterval time.Duration
-
-	// AckBatch is the most IDs in one XACK; a full batch is sent at once.
-	// Zero means 256.
-	AckBatch int
-
 	// DrainTimeout is how long Run waits, after its context is cancelled, for
 	// in-flight handlers to finish. Past it, handler contexts are cancelled
-	// and Run returns an error wrapping ErrDrainTimeout. Zero means 30s.
+	// (cause ErrDrainTimeout) and Run returns an error wrapping
+	// ErrDrainTimeout. Zero means 30s.
 	DrainTimeout time.Duration
-
-	// AckTimeout bounds the last flush of acknowledgements (and each
-	// dead-lettering) during shutdown. Zero means 10s.
-	AckTimeout time.Duration
 
 	// Logger receives the consumer's logs, with the attributes stream,
 	// group, consumer and (per entry) id. Nil means no logging, but for the
@@ -167,17 +157,57 @@ type Stats struct {
 	Reclaimed     uint64 // entries taken over with XAUTOCLAIM
 	DeletedInPEL  uint64 // pending entries found deleted from the stream and dropped
 	LeaseRenewals uint64 // lease renewals of entries held by slow handlers or retries
+	LeaseLost     uint64 // held entries another consumer took over (their handlers' contexts were cancelled)
 	GroupsCreated uint64 // times the consumer created the group (at start or after NOGROUP)
-	Released      uint64 // entries fetched but never started when Run stopped, given back to the group
+	Released      uint64 // entries no handler ran when Run stopped (fetched, or waiting for a retry), given back to the group
 }
 
-func statsFrom(s engine.Stats) Stats {
-	return Stats(s)
-}
-
-func (o *Options) knobs() engine.Knobs {
-	if o == nil {
-		return engine.Knobs{}
+func statsFrom(e engine.Stats, s streamsrc.Stats) Stats {
+	return Stats{
+		Delivered:     e.Delivered,
+		Acked:         e.Acked,
+		Failed:        e.Failed,
+		Retried:       e.Retried,
+		DeadLettered:  e.DeadLettered,
+		Reclaimed:     e.Swept,
+		DeletedInPEL:  s.DeletedInPEL,
+		LeaseRenewals: e.Kept,
+		LeaseLost:     e.LeaseLost,
+		GroupsCreated: s.GroupsCreated,
+		Released:      e.Released,
 	}
-	return engine.Knobs(*o)
+}
+
+// configs maps the options onto the engine's and the stream source's
+// configurations.
+func (o *Options) configs(rdb redis.UniversalClient, stream, group, consumer string, h handler.Handler) (engine.Config, streamsrc.Config) {
+	if o == nil {
+		o = &Options{}
+	}
+	return engine.Config{
+			Handler:         h,
+			Concurrency:     o.Concurrency,
+			Prefetch:        o.Prefetch,
+			MaxBytes:        o.MaxBytes,
+			MaxDeliveries:   o.MaxDeliveries,
+			RetryBackoff:    o.RetryBackoff,
+			MaxRetryBackoff: o.MaxRetryBackoff,
+			DrainTimeout:    o.DrainTimeout,
+			OnError:         o.OnError,
+			Prefix:          "group",
+			Noun:            "entry",
+		}, streamsrc.Config{
+			Client:           rdb,
+			Stream:           stream,
+			Group:            group,
+			Consumer:         consumer,
+			GroupStart:       o.GroupStart,
+			Block:            o.Block,
+			DeadLetterStream: o.DeadLetterStream,
+			MinIdle:          o.MinIdle,
+			Read:             true,
+			Reclaim:          !o.DisableReclaim,
+			Logger:           o.Logger,
+			OnError:          o.OnError,
+		}
 }

@@ -47,6 +47,14 @@ func Chain(h Handler, mw ...Middleware) Handler {
 // [Permanent]) to send the entry to the dead-letter stream at once.
 var ErrPermanent = errors.New("handler: permanent failure")
 
+// ErrLeaseLost is the cause (context.Cause) of a handler's context
+// cancelled because another consumer took its job over while it ran: this
+// consumer stalled past the group's MinIdle, or a list consumer's heartbeat
+// expired and its jobs were recovered. The other consumer runs the job
+// again; whatever this handler returns is ignored (not acknowledged, not
+// retried), so it should stop and return.
+var ErrLeaseLost = errors.New("handler: job taken over by another consumer")
+
 // Permanent wraps err so that it matches [ErrPermanent] while keeping err's
 // text and its own error chain. Permanent(nil) returns nil.
 func Permanent(err error) error {

@@ -18,7 +18,7 @@ var (
 	// ErrLeaseLost is the cause of a handler context cancelled because
 	// another consumer took the job over while the handler ran (see
 	// context.Cause). Its result is then not settled.
-	ErrLeaseLost = errors.New("streamgroup: job taken over by another consumer")
+	ErrLeaseLost = handler.ErrLeaseLost
 )
 
 // Defaults shared by every consumer kind. The public options document the
