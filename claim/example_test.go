@@ -8,7 +8,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/claim"
-	"github.com/streamgroup/streamgroup/group"
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/stream"
 )
@@ -19,10 +18,9 @@ func ExampleReclaimer() {
 	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 	defer rdb.Close()
 	h := handler.Func(func(ctx context.Context, m *stream.Message) error { return nil })
-	r, err := claim.NewReclaimer(rdb, "jobs:email", "mailers", "reclaimer-1", h, &group.Options{
-		MinIdle:         2 * time.Minute,
-		ReclaimInterval: 30 * time.Second,
-		MaxDeliveries:   5,
+	r, err := claim.NewReclaimer(rdb, "jobs:email", "mailers", "reclaimer-1", h, &claim.Options{
+		MinIdle:       2 * time.Minute,
+		MaxDeliveries: 5,
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -64,8 +64,8 @@ func TestReclaimerTakesOverDeadConsumer(t *testing.T) {
 		mu.Unlock()
 		return nil
 	})
-	r, err := claim.NewReclaimer(rdb, key, grp, "rescuer", h, &group.Options{
-		MinIdle: 50 * time.Millisecond, ReclaimInterval: 50 * time.Millisecond, MaxDeliveries: 3, ReclaimCount: 3,
+	r, err := claim.NewReclaimer(rdb, key, grp, "rescuer", h, &claim.Options{
+		MinIdle: 50 * time.Millisecond, MaxDeliveries: 3, Concurrency: 3,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -116,8 +116,8 @@ func TestReclaimerTakesOverDeadConsumer(t *testing.T) {
 func TestNewReclaimerRejectsBadOptions(t *testing.T) {
 	rdb := redistest.Client(t)
 	h := handler.Func(func(context.Context, *stream.Message) error { return nil })
-	if _, err := claim.NewReclaimer(rdb, "s", "g", "c", h, &group.Options{ReclaimCount: -1}); !errors.Is(err, group.ErrInvalidOptions) {
-		t.Errorf("NewReclaimer(ReclaimCount -1) = %v; want ErrInvalidOptions", err)
+	if _, err := claim.NewReclaimer(rdb, "s", "g", "c", h, &claim.Options{MinIdle: -1}); !errors.Is(err, group.ErrInvalidOptions) {
+		t.Errorf("NewReclaimer(MinIdle -1) = %v; want ErrInvalidOptions", err)
 	}
 	if _, err := claim.NewReclaimer(rdb, "s", "g", "c", nil, nil); !errors.Is(err, group.ErrInvalidOptions) {
 		t.Errorf("NewReclaimer(nil handler) = %v; want ErrInvalidOptions", err)

@@ -24,9 +24,8 @@ func optionsValid(streamKey, grp, consumer string, o group.Options) bool {
 	if streamKey == "" || grp == "" || consumer == "" {
 		return false
 	}
-	for _, v := range []int64{int64(o.Concurrency), int64(o.Prefetch), int64(o.Block), o.MaxDeliveries, int64(o.MinIdle),
-		int64(o.LeaseInterval), int64(o.ReclaimInterval), int64(o.ReclaimCount), int64(o.RetryBackoff), int64(o.MaxRetryBackoff),
-		int64(o.AckInterval), int64(o.AckBatch), int64(o.DrainTimeout), int64(o.AckTimeout)} {
+	for _, v := range []int64{int64(o.Concurrency), int64(o.Prefetch), o.MaxBytes, int64(o.Block), o.MaxDeliveries, int64(o.MinIdle),
+		int64(o.RetryBackoff), int64(o.MaxRetryBackoff), int64(o.DrainTimeout)} {
 		if v < 0 {
 			return false
 		}
@@ -53,23 +52,9 @@ func optionsValid(streamKey, grp, consumer string, o group.Options) bool {
 	if minIdle < 10*time.Millisecond {
 		return false
 	}
-	reclaim := o.ReclaimInterval
-	if reclaim == 0 {
-		reclaim = max(minIdle/2, 10*time.Millisecond)
-	}
-	if reclaim < 10*time.Millisecond {
-		return false
-	}
-	lease := o.LeaseInterval
-	if lease == 0 {
-		lease = minIdle / 3
-	}
-	if lease < 2*time.Millisecond || lease > minIdle/2 {
-		return false
-	}
 	retry := o.RetryBackoff
 	if retry == 0 {
-		retry = minIdle
+		retry = 5 * time.Second
 	}
 	if o.MaxRetryBackoff != 0 && o.MaxRetryBackoff < retry {
 		return false
@@ -92,46 +77,42 @@ func FuzzConsumerOptions(f *testing.F) {
 	h := handler.Func(func(context.Context, *stream.Message) error { return nil })
 	ms := int64(time.Millisecond)
 	type seed struct {
-		stream, grp, consumer, start, dead             string
-		conc, prefetch, reclaimCount, ackBatch         int
-		maxDeliveries                                  int64
-		block, minIdle, lease, reclaim, retry, maxRetr int64
-		ackInt, drain, ackTimeout                      int64
-		disable                                        bool
+		stream, grp, consumer, start, dead string
+		conc, prefetch                     int
+		maxBytes, maxDeliveries            int64
+		block, minIdle, retry, maxRetr     int64
+		drain                              int64
+		disable                            bool
 	}
 	for _, s := range []seed{
 		{stream: "jobs", grp: "g", consumer: "c"},
-		{stream: "jobs", grp: "g", consumer: "c", start: "$", conc: 8, prefetch: 8, block: 200 * ms, minIdle: 500 * ms, reclaim: 100 * ms, retry: 20 * ms, maxRetr: 100 * ms},
-		{stream: "jobs", grp: "g", consumer: "c", start: "1526919030474-55", minIdle: 10 * ms, lease: 2 * ms},
-		{stream: "jobs", grp: "g", consumer: "c", minIdle: 10 * ms, lease: 6 * ms},
+		{stream: "jobs", grp: "g", consumer: "c", start: "$", conc: 8, prefetch: 8, block: 200 * ms, minIdle: 500 * ms, retry: 20 * ms, maxRetr: 100 * ms},
+		{stream: "jobs", grp: "g", consumer: "c", start: "1526919030474-55", minIdle: 10 * ms},
 		{stream: "jobs", grp: "g", consumer: "c", minIdle: 9 * ms},
-		{stream: "jobs", grp: "g", consumer: "c", reclaim: 1},
-		{stream: "jobs", grp: "g", consumer: "c", reclaim: 10 * ms},
-		{stream: "jobs", grp: "g", consumer: "c", minIdle: 10 * ms},
 		{stream: "jobs", grp: "g", consumer: "c", block: ms - 1},
 		{stream: "jobs", grp: "g", consumer: "c", retry: int64(time.Hour), maxRetr: int64(time.Minute)},
+		{stream: "jobs", grp: "g", consumer: "c", retry: int64(time.Minute)},
 		{stream: "jobs", grp: "g", consumer: "c", dead: "jobs"},
 		{stream: "jobs", grp: "g", consumer: "c", start: ">"},
 		{stream: "jobs", grp: "g", consumer: "c", conc: -1, maxDeliveries: -1},
+		{stream: "jobs", grp: "g", consumer: "c", maxBytes: -1},
 		{stream: "", grp: "g", consumer: "c"},
 		{stream: "jobs", grp: "", consumer: ""},
-		{stream: "jobs", grp: "g", consumer: "c", minIdle: math.MaxInt64, lease: math.MaxInt64 / 2, reclaim: math.MaxInt64, retry: math.MaxInt64, drain: math.MaxInt64, ackTimeout: math.MaxInt64, ackInt: math.MaxInt64, block: math.MaxInt64},
-		{stream: "jobs", grp: "g", consumer: "c", conc: maxFuzzSlots, prefetch: maxFuzzSlots, reclaimCount: math.MaxInt, ackBatch: math.MaxInt, maxDeliveries: math.MaxInt64, disable: true},
+		{stream: "jobs", grp: "g", consumer: "c", minIdle: math.MaxInt64, retry: math.MaxInt64, drain: math.MaxInt64, block: math.MaxInt64, maxBytes: math.MaxInt64},
+		{stream: "jobs", grp: "g", consumer: "c", conc: maxFuzzSlots, prefetch: maxFuzzSlots, maxDeliveries: math.MaxInt64, disable: true},
 	} {
-		f.Add(s.stream, s.grp, s.consumer, s.start, s.dead, s.conc, s.prefetch, s.reclaimCount, s.ackBatch, s.maxDeliveries,
-			s.block, s.minIdle, s.lease, s.reclaim, s.retry, s.maxRetr, s.ackInt, s.drain, s.ackTimeout, s.disable)
+		f.Add(s.stream, s.grp, s.consumer, s.start, s.dead, s.conc, s.prefetch, s.maxBytes, s.maxDeliveries,
+			s.block, s.minIdle, s.retry, s.maxRetr, s.drain, s.disable)
 	}
-	f.Fuzz(func(t *testing.T, streamKey, grp, consumer, start, dead string, conc, prefetch, reclaimCount, ackBatch int, maxDeliveries int64,
-		block, minIdle, lease, reclaim, retry, maxRetry, ackInt, drain, ackTimeout int64, disable bool) {
+	f.Fuzz(func(t *testing.T, streamKey, grp, consumer, start, dead string, conc, prefetch int, maxBytes, maxDeliveries int64,
+		block, minIdle, retry, maxRetry, drain int64, disable bool) {
 		if conc > maxFuzzSlots || prefetch > maxFuzzSlots {
 			t.Skip("Concurrency and Prefetch above 1<<16 are covered by TestNewConsumerHugeConcurrency")
 		}
 		opts := &group.Options{
-			Concurrency: conc, Prefetch: prefetch, GroupStart: start, Block: time.Duration(block), MaxDeliveries: maxDeliveries,
-			DeadLetterStream: dead, MinIdle: time.Duration(minIdle), LeaseInterval: time.Duration(lease),
-			ReclaimInterval: time.Duration(reclaim), ReclaimCount: reclaimCount, DisableReclaim: disable,
-			RetryBackoff: time.Duration(retry), MaxRetryBackoff: time.Duration(maxRetry), AckInterval: time.Duration(ackInt),
-			AckBatch: ackBatch, DrainTimeout: time.Duration(drain), AckTimeout: time.Duration(ackTimeout),
+			Concurrency: conc, Prefetch: prefetch, MaxBytes: maxBytes, GroupStart: start, Block: time.Duration(block), MaxDeliveries: maxDeliveries,
+			DeadLetterStream: dead, MinIdle: time.Duration(minIdle), DisableReclaim: disable,
+			RetryBackoff: time.Duration(retry), MaxRetryBackoff: time.Duration(maxRetry), DrainTimeout: time.Duration(drain),
 		}
 		before := *opts
 		valid := optionsValid(streamKey, grp, consumer, before)
@@ -154,8 +135,17 @@ func FuzzConsumerOptions(f *testing.F) {
 			}
 		}
 
-		r, rerr := claim.NewReclaimer(rdb, streamKey, grp, consumer, h, opts)
-		if (rerr == nil) != (err == nil) || (r == nil) != (c == nil) {
+		r, rerr := claim.NewReclaimer(rdb, streamKey, grp, consumer, h, &claim.Options{
+			MinIdle: opts.MinIdle, Concurrency: opts.Concurrency, MaxBytes: opts.MaxBytes, GroupStart: opts.GroupStart,
+			MaxDeliveries: opts.MaxDeliveries, DeadLetterStream: opts.DeadLetterStream, RetryBackoff: opts.RetryBackoff,
+			MaxRetryBackoff: opts.MaxRetryBackoff, DrainTimeout: opts.DrainTimeout,
+		})
+		// The reclaimer has no Prefetch and no Block: it may accept what
+		// the consumer refused for those alone.
+		if !valid && rerr == nil && (prefetch >= 0 && (block >= int64(time.Millisecond) || block == 0)) {
+			t.Fatalf("NewReclaimer accepted options NewConsumer refused: %v", err)
+		}
+		if valid && (rerr != nil || r == nil) {
 			t.Fatalf("NewReclaimer = %v, NewConsumer = %v; want them to agree on the same options", rerr, err)
 		}
 		if rerr != nil && !errors.Is(rerr, group.ErrInvalidOptions) {
