@@ -133,7 +133,7 @@ func TestWrongKeyTypes(t *testing.T) {
 				if role == "consumer" {
 					run = newConsumer(t, rdb, key, grp, "c1", h, fastOptions()).Run
 				} else {
-					r, err := claim.NewReclaimer(rdb, key, grp, "r1", h, fastOptions())
+					r, err := claim.NewReclaimer(rdb, key, grp, "r1", h, reclaimerOptions(fastOptions()))
 					if err != nil {
 						t.Fatal(err)
 					}

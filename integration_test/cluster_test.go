@@ -135,7 +135,7 @@ func TestClusterRoundTrip(t *testing.T) {
 	opts := fastOptions()
 	opts.OnError = errs.add
 	c := newConsumer(t, rdb, key, grp, "c1", rec.as("c1"), opts)
-	rc, err := claim.NewReclaimer(rdb, key, grp, "r1", rec.as("r1"), opts)
+	rc, err := claim.NewReclaimer(rdb, key, grp, "r1", rec.as("r1"), reclaimerOptions(opts))
 	if err != nil {
 		t.Fatalf("NewReclaimer = %v; want nil", err)
 	}
@@ -185,7 +185,7 @@ func TestClusterDeadLetterOutsideSlotRefused(t *testing.T) {
 				dead = stream.DeadLetterKey(tc.stream)
 			}
 			_, errC := group.NewConsumer(cc, tc.stream, "workers", "c1", h, opts)
-			_, errR := claim.NewReclaimer(cc, tc.stream, "workers", "r1", h, opts)
+			_, errR := claim.NewReclaimer(cc, tc.stream, "workers", "r1", h, reclaimerOptions(opts))
 			for what, err := range map[string]error{"NewConsumer": errC, "NewReclaimer": errR} {
 				if tc.ok {
 					if err != nil {

@@ -110,7 +110,6 @@ func TestRestartFinishesOwnPendingFirst(t *testing.T) {
 	opts := fastOptions()
 	opts.Concurrency = 1
 	opts.MinIdle = time.Hour // no reclaiming: only the restart path
-	opts.ReclaimInterval = time.Hour
 	c := newConsumer(t, rdb, key, grp, "worker-1", rec.as("worker-1"), opts)
 	r := start(t, c.Run)
 	eventually(t, 10*time.Second, "all entries handled", func() bool { return rec.distinct() == 10 })
@@ -291,7 +290,6 @@ func TestDeletedPendingEntryNeverReachesHandler(t *testing.T) {
 	rec := newRecorder(nil)
 	opts := fastOptions()
 	opts.MinIdle = 50 * time.Millisecond
-	opts.LeaseInterval = 10 * time.Millisecond
 	warns := newWarnings()
 	opts.Logger = slog.New(warns)
 	c := newConsumer(t, rdb, key, grp, "me", rec.as("me"), opts)
@@ -413,7 +411,6 @@ func TestBadInput(t *testing.T) {
 		{"empty group", rdb, key, "", "c", h, nil, "empty group"},
 		{"empty consumer", rdb, key, grp, "", h, nil, "empty consumer"},
 		{"negative concurrency", rdb, key, grp, "c", h, &group.Options{Concurrency: -1}, "Concurrency"},
-		{"lease not shorter than MinIdle", rdb, key, grp, "c", h, &group.Options{MinIdle: time.Second, LeaseInterval: time.Second}, "LeaseInterval"},
 		{"dead letters into the stream", rdb, key, grp, "c", h, &group.Options{DeadLetterStream: key}, "DeadLetterStream"},
 		{"tiny MinIdle", rdb, key, grp, "c", h, &group.Options{MinIdle: time.Millisecond}, "MinIdle"},
 	}

@@ -121,7 +121,7 @@ var evictionComponents = map[string]component{
 		opts := fastOptions()
 		opts.MinIdle = 50 * time.Millisecond
 		opts.Logger = log
-		r, err := claim.NewReclaimer(rdb, key, grp, "r", handler.Func(func(context.Context, *stream.Message) error { handled.Add(1); return nil }), opts)
+		r, err := claim.NewReclaimer(rdb, key, grp, "r", handler.Func(func(context.Context, *stream.Message) error { handled.Add(1); return nil }), reclaimerOptions(opts))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -39,7 +39,6 @@ func TestSlowHandlerKeepsLease(t *testing.T) {
 	const minIdle = 300 * time.Millisecond
 	opts := fastOptions() // ReclaimInterval 100ms: reclaim passes run often
 	opts.MinIdle = minIdle
-	opts.LeaseInterval = 0 // default: MinIdle/3
 
 	// Seen by the handler when it is done waiting: the entry's owner and
 	// delivery count, as Redis has them. A reclaim by either consumer

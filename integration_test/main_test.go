@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamgroup/streamgroup/claim"
 	"github.com/streamgroup/streamgroup/group"
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/redistest"
@@ -39,10 +40,18 @@ func fastOptions() *group.Options {
 		Prefetch:        8,
 		Block:           200 * time.Millisecond,
 		MinIdle:         500 * time.Millisecond,
-		ReclaimInterval: 100 * time.Millisecond,
 		RetryBackoff:    20 * time.Millisecond,
 		MaxRetryBackoff: 100 * time.Millisecond,
 		DrainTimeout:    5 * time.Second,
+	}
+}
+
+// reclaimerOptions returns the claim.Options that match a consumer's.
+func reclaimerOptions(o *group.Options) *claim.Options {
+	return &claim.Options{
+		MinIdle: o.MinIdle, Concurrency: o.Concurrency, MaxBytes: o.MaxBytes, GroupStart: o.GroupStart,
+		MaxDeliveries: o.MaxDeliveries, DeadLetterStream: o.DeadLetterStream, RetryBackoff: o.RetryBackoff,
+		MaxRetryBackoff: o.MaxRetryBackoff, DrainTimeout: o.DrainTimeout, Logger: o.Logger, OnError: o.OnError,
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/group"
 	"github.com/streamgroup/streamgroup/handler"
-	"github.com/streamgroup/streamgroup/internal/engine"
+	"github.com/streamgroup/streamgroup/internal/streamsrc"
 	"github.com/streamgroup/streamgroup/internal/redistest"
 	"github.com/streamgroup/streamgroup/stream"
 )
@@ -52,7 +52,7 @@ func TestDuplicateConsumerNameRefused(t *testing.T) {
 	if err := runA.Stop(); err != nil {
 		t.Fatalf("first Run = %v", err)
 	}
-	if n := rdb.Exists(context.Background(), engine.LiveKey(key, grp, "same")).Val(); n != 0 {
+	if n := rdb.Exists(context.Background(), streamsrc.LiveKey(key, grp, "same")).Val(); n != 0 {
 		t.Errorf("liveness key left after a graceful stop")
 	}
 
@@ -76,7 +76,7 @@ func TestDuplicateConsumerNameRefused(t *testing.T) {
 func TestConsumerNameOfCrashedConsumer(t *testing.T) {
 	rdb := redistest.Client(t)
 	key, grp := redistest.Names(t)
-	live := engine.LiveKey(key, grp, "crashed")
+	live := streamsrc.LiveKey(key, grp, "crashed")
 	if err := rdb.Set(context.Background(), live, "token-of-the-dead", 1500*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -220,11 +220,10 @@ func wholeFlow(t *testing.T, rdb *redis.Client, key string) []error {
 	})
 	opts := fastOptions()
 	opts.MinIdle = 300 * time.Millisecond
-	opts.LeaseInterval = 30 * time.Millisecond
 	opts.MaxDeliveries = 2
 	opts.OnError = errs.add
 	c := newConsumer(t, rdb, key, grp, "c1", rec.as("c1"), opts)
-	r, err := claim.NewReclaimer(rdb, key, grp, "r1", rec.as("r1"), opts)
+	r, err := claim.NewReclaimer(rdb, key, grp, "r1", rec.as("r1"), reclaimerOptions(opts))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +404,7 @@ func TestACLMissingPermission(t *testing.T) {
 			})
 			var run *running
 			if tt.reclaimer {
-				r, err := claim.NewReclaimer(rdb, key, "workers", "r1", h, opts)
+				r, err := claim.NewReclaimer(rdb, key, "workers", "r1", h, reclaimerOptions(opts))
 				if err != nil {
 					t.Fatal(err)
 				}

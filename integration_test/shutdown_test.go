@@ -75,8 +75,6 @@ func TestAckSurvivesOutageAtStop(t *testing.T) {
 	var reported []string
 	opts := fastOptions()
 	opts.Concurrency = 1
-	opts.AckInterval = 100 * time.Millisecond
-	opts.AckTimeout = 8 * time.Second
 	opts.OnError = func(err error) {
 		mu.Lock()
 		reported = append(reported, err.Error())
