@@ -42,6 +42,7 @@ const (
 	awaitRetry               // its handler failed; redelivered at due
 	awaitDead                // its dead-lettering failed; tried again at due
 	awaitSettle              // its handler succeeded; its settling is queued
+	releasing                // taken from the queue to be handed back (watch)
 	gone                     // no longer held (settled, handed back, lost)
 )
 
@@ -87,6 +88,8 @@ type Engine struct {
 	handlerNs atomic.Int64
 	fetchNs   atomic.Int64
 	sizeAvg   atomic.Int64
+	running   atomic.Int64  // handlers running
+	finished  atomic.Uint64 // handler calls returned
 
 	base     context.Context // handler contexts derive from it: Run's values, never cancelled with Run
 	handlers sync.WaitGroup
@@ -173,6 +176,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		loops.Go(func() error { return e.sweepLoop(lctx, s) })
 	}
 	loops.Go(func() error { return e.retryLoop(lctx) })
+	if e.cfg.adaptive {
+		loops.Go(func() error { return e.watchLoop(lctx) })
+	}
 	loopErr := loops.Wait()
 	if cause := context.Cause(loopCtx); loopErr == nil && ctx.Err() == nil && cause != nil {
 		loopErr = cause // settling or housekeeping hit an error that waiting cannot fix

@@ -174,7 +174,10 @@ func (e *Engine) begin(d *Delivery, handle bool) (ctx context.Context, ok bool) 
 
 // call runs the handler, turning a panic into a *handler.PanicError.
 func (e *Engine) call(ctx context.Context, msg *stream.Message) (err error) {
+	e.running.Add(1)
 	defer func() {
+		e.running.Add(-1) // also when the handler calls runtime.Goexit
+		e.finished.Add(1)
 		if v := recover(); v != nil {
 			err = &handler.PanicError{Value: v, Stack: debug.Stack()}
 		}
