@@ -10,9 +10,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/streamgroup/streamgroup/internal/streamsrc"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/internal/script"
+	"github.com/streamgroup/streamgroup/internal/streamsrc"
 	"github.com/streamgroup/streamgroup/stream"
 )
 

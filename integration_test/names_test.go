@@ -14,8 +14,8 @@ import (
 
 	"github.com/streamgroup/streamgroup/group"
 	"github.com/streamgroup/streamgroup/handler"
-	"github.com/streamgroup/streamgroup/internal/streamsrc"
 	"github.com/streamgroup/streamgroup/internal/redistest"
+	"github.com/streamgroup/streamgroup/internal/streamsrc"
 	"github.com/streamgroup/streamgroup/stream"
 )
 

@@ -152,7 +152,6 @@ func runWorker(ctx context.Context, log *slog.Logger, w workerArgs) (int, error)
 			RetryBackoff:    50 * time.Millisecond,
 			MaxRetryBackoff: 300 * time.Millisecond,
 			DrainTimeout:    workerDrain,
-			AckTimeout:      3 * time.Second,
 			OnError:         errs.add,
 		}
 		if w.verbose {

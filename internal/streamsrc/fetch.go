@@ -3,6 +3,8 @@ package streamsrc
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -61,6 +63,12 @@ func (r *reader) Fetch(ctx context.Context, n int) ([]*engine.Delivery, error) {
 		Count:    int64(n),
 		Block:    s.cfg.Block,
 	}
+	signals := r.cursor == ">" && s.signals.Load()
+	if signals {
+		// Also wait for announcements of entries other consumers
+		// handed back.
+		args.Streams = []string{s.cfg.Stream, s.released, ">", ">"}
+	}
 	if r.cursor != ">" {
 		args.Block = -1 // history reads never block
 	}
@@ -68,12 +76,24 @@ func (r *reader) Fetch(ctx context.Context, n int) ([]*engine.Delivery, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	var xs []redis.XMessage
-	if len(res) > 0 {
-		xs = res[0].Messages
+	var xs, announced []redis.XMessage
+	for _, st := range res {
+		if st.Stream == s.released {
+			announced = st.Messages
+		} else {
+			xs = st.Messages
+		}
 	}
 	if r.cursor == ">" {
-		return s.deliveries(ctx, xs, nil), nil
+		ds := s.deliveries(ctx, xs, nil)
+		for _, a := range announced {
+			taken, err := s.take(ctx, a, n-len(ds))
+			if err != nil {
+				return ds, err
+			}
+			ds = append(ds, taken...)
+		}
+		return ds, nil
 	}
 	if len(xs) == 0 {
 		s.log.Debug("own pending entries done; reading new entries")
@@ -83,6 +103,38 @@ func (r *reader) Fetch(ctx context.Context, n int) ([]*engine.Delivery, error) {
 	}
 	r.cursor = xs[len(xs)-1].ID
 	return s.deliveries(ctx, xs, s.pendingCounts(ctx, xs[0].ID, xs[len(xs)-1].ID, len(xs))), nil
+}
+
+// take takes up to most of the released entries announcement a lists
+// (see takeScript), announcing the rest again.
+func (s *Source) take(ctx context.Context, a redis.XMessage, most int) ([]*engine.Delivery, error) {
+	ids := strings.Fields(fmt.Sprint(a.Values["ids"]))
+	args := make([]any, 0, 5+len(ids))
+	args = append(args, s.cfg.Group, s.cfg.Consumer, s.cfg.MinIdle.Milliseconds(), max(most, 0), a.ID)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	res, err := takeScript.Run(ctx, s.rdb, []string{s.cfg.Stream, s.released}, args...).Slice()
+	if err != nil {
+		return nil, err
+	}
+	ds := make([]*engine.Delivery, 0, len(res))
+	for _, v := range res {
+		arr, _ := v.([]any)
+		if len(arr) < 3 {
+			continue
+		}
+		id, values, ok, _ := parseEntry(arr[:2])
+		if !ok {
+			continue
+		}
+		n, _ := arr[2].(int64)
+		ds = append(ds, s.delivery(stream.Message{ID: id, Stream: s.cfg.Stream, Values: values, Deliveries: n}))
+	}
+	if len(ds) > 0 {
+		s.log.Debug("took entries another consumer handed back", "count", len(ds))
+	}
+	return ds, nil
 }
 
 // read runs XREADGROUP on the reader's connection: a blocking read is

@@ -10,23 +10,58 @@ import (
 // dead-letter key), so they work on Redis Cluster when both keys share a hash
 // tag.
 
-// releaseScript gives back entries this consumer fetched but never started
-// (they were queued when Run stopped): for each {id, count} it still owns,
-// XCLAIM JUSTID sets the delivery counter back to count (the value before
-// the fetch that went unused) and the idle time to ARGV[3] ms (MinIdle), so
-// a reclaimer can deliver it at once and the unused fetch does not count
-// toward MaxDeliveries. It returns how many entries it released.
-var releaseScript = script.New("release", []string{"XPENDING", "XCLAIM"}, `
-local n = 0
+// releaseScript gives back entries this consumer holds but no handler
+// runs: for each {id, count} it still owns, XCLAIM JUSTID sets the delivery
+// counter to count (for an entry fetched and never started, the value
+// before that fetch, so the unused fetch does not count toward
+// MaxDeliveries) and the idle time to ARGV[3] ms (MinIdle), so that any
+// consumer may claim it at once. With a second key, the released IDs are
+// then announced there (XADD, the stream trimmed to about 1000 entries):
+// a consumer waiting for work reads the announcement and takes them (see
+// takeScript) without waiting for its next reclaim pass. It returns how
+// many entries it released.
+var releaseScript = script.New("release", []string{"XPENDING", "XCLAIM", "XADD"}, `
+local ids = {}
 for i = 4, #ARGV, 2 do
   local id = ARGV[i]
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
   if p[1] and p[1][2] == ARGV[2] then
     redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'IDLE', ARGV[3], 'RETRYCOUNT', ARGV[i+1], 'JUSTID')
-    n = n + 1
+    ids[#ids+1] = id
   end
 end
-return n
+if KEYS[2] and #ids > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'ids', table.concat(ids, ' '))
+end
+return #ids
+`)
+
+// takeScript takes released entries announced on KEYS[2] (see
+// releaseScript) for this consumer: XCLAIM with MinIdle claims each one no
+// other consumer took meanwhile, counting a delivery, up to ARGV[4]
+// entries; the IDs beyond that are announced again; the announcement
+// ARGV[5] is acknowledged. Reply: a list of {id, fields, deliveries}.
+// ARGV: group, consumer, MinIdle ms, most, announcement ID, then the IDs.
+var takeScript = script.New("take released", []string{"XCLAIM", "XPENDING", "XADD", "XACK"}, `
+local out, rest = {}, {}
+local most = tonumber(ARGV[4])
+for i = 6, #ARGV do
+  local id = ARGV[i]
+  if #out < most then
+    local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], id)
+    if c[1] and c[1][2] then
+      local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+      if p[1] then out[#out+1] = {c[1][1], c[1][2], p[1][4]} end
+    end
+  else
+    rest[#rest+1] = id
+  end
+end
+if #rest > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'ids', table.concat(rest, ' '))
+end
+redis.call('XACK', KEYS[2], ARGV[1], ARGV[5])
+return out
 `)
 
 // retryScript re-delivers entries this consumer still owns (XCLAIM without

@@ -115,9 +115,11 @@ const scriptBatch = 100
 
 // Release gives entries back to the group, each with the delivery count in
 // its Msg.Deliveries. With now set, XCLAIM JUSTID also sets their idle time
-// to MinIdle, so that any consumer's reclaimer takes them at once; without
-// it, nothing needs doing: they stay pending, and a reclaimer takes them
-// once MinIdle passes, as for a consumer that died.
+// to MinIdle, so that any consumer may claim them at once, and the release
+// is announced to the consumers waiting for work, which take the entries
+// within a read's round trip (see takeScript); without now, nothing needs
+// doing: they stay pending, and a reclaimer takes them once MinIdle
+// passes, as for a consumer that died.
 func (s *Source) Release(ctx context.Context, ds []*engine.Delivery, now bool) (int, error) {
 	if !now {
 		return len(ds), nil
@@ -127,7 +129,11 @@ func (s *Source) Release(ctx context.Context, ds []*engine.Delivery, now bool) (
 	for _, d := range ds {
 		args = append(args, d.Key, d.Msg.Deliveries)
 	}
-	n, err := releaseScript.Run(ctx, s.rdb, []string{s.cfg.Stream}, args...).Int64()
+	keys := []string{s.cfg.Stream}
+	if s.signals.Load() {
+		keys = append(keys, s.released)
+	}
+	n, err := releaseScript.Run(ctx, s.rdb, keys, args...).Int64()
 	return int(n), err
 }
 

@@ -182,6 +182,12 @@ type Source struct {
 	liveKey string // the consumer name's liveness key
 	token   string // this run's value of it
 
+	// released announces entries handed back (see releaseScript), read by
+	// the readers next to the stream, in a group of the same name, once
+	// that group exists (signals).
+	released string
+	signals  atomic.Bool
+
 	// historyDone is closed once the first reader has read this consumer's
 	// own pending entries; the other reader waits for it.
 	historyDone chan struct{}
@@ -206,6 +212,7 @@ func New(cfg Config) *Source {
 		log:         log.With(attrs...),
 		warnLog:     warn.With(attrs...),
 		liveKey:     LiveKey(cfg.Stream, cfg.Group, cfg.Consumer),
+		released:    ReleasedKey(cfg.Stream),
 		token:       newToken(),
 		historyDone: make(chan struct{}),
 		cursor:      "0-0",
@@ -253,6 +260,7 @@ func (s *Source) Start(ctx context.Context) error {
 func (s *Source) ensureGroup(ctx context.Context) error {
 	err := s.rdb.XGroupCreateMkStream(ctx, s.cfg.Stream, s.cfg.Group, s.cfg.GroupStart).Err()
 	if rediserr.IsBusyGroup(err) {
+		s.ensureSignals(ctx)
 		return nil
 	}
 	if rediserr.IsOOM(err) && s.rdb.XPending(ctx, s.cfg.Stream, s.cfg.Group).Err() == nil {
@@ -262,7 +270,30 @@ func (s *Source) ensureGroup(ctx context.Context) error {
 		s.groupsCreated.Add(1)
 		s.log.Info("consumer group created", "start", s.cfg.GroupStart)
 	}
+	if err == nil {
+		s.ensureSignals(ctx)
+	}
 	return err
+}
+
+// ReleasedKey returns the key where a stream's consumers announce entries
+// they handed back: in the stream's slot.
+func ReleasedKey(streamKey string) string { return keys.Beside(streamKey, ":released") }
+
+// ensureSignals creates the group on the announcement stream, from its
+// end. Without it (a Redis out of memory refuses it) the consumer works
+// as before, leaving released entries to the reclaimers' passes; the next
+// repair tries again.
+func (s *Source) ensureSignals(ctx context.Context) {
+	if s.signals.Load() || !s.cfg.Read {
+		return
+	}
+	err := s.rdb.XGroupCreateMkStream(ctx, s.released, s.cfg.Group, "$").Err()
+	if err == nil || rediserr.IsBusyGroup(err) {
+		s.signals.Store(true)
+		return
+	}
+	s.log.Info("cannot create the group on the announcement stream of released entries; released entries wait for a reclaim pass", "key", s.released, "err", err)
 }
 
 // Repair answers NOGROUP: the group or the stream vanished (deleted, or the
