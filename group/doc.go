@@ -19,12 +19,41 @@
 // idempotent: key side effects by the entry ID, or by a job key carried in
 // the entry.
 //
+// # Failures
+//
+// The handler's returned error decides: nil acknowledges; an error retries
+// the entry after a backoff (RetryBackoff, doubling per delivery up to
+// MaxRetryBackoff), the consumer keeping its lease meanwhile; an error
+// wrapping handler.ErrPermanent or stream.ErrDecode, or a failure on the
+// MaxDeliveries-th delivery, dead-letters it. A panic becomes a
+// *handler.PanicError, and a handler that calls runtime.Goexit counts as a
+// failed delivery too (its worker goroutine is replaced). When another
+// consumer takes over an entry whose handler still runs (this consumer
+// stalled past MinIdle), the handler's context is cancelled with cause
+// handler.ErrLeaseLost and its result is ignored.
+//
+// The handler gets a *stream.Message that is valid only during the call:
+// each worker reuses one Message for every entry. Do not keep it after
+// returning, and do not change its Values.
+//
+// A Consumer runs on the same engine as claim.Reclaimer and the list
+// consumers of package queue, under one policy (defaults, retries, dead
+// letters, shutdown) and one set of sentinel errors: [ErrDrainTimeout],
+// [ErrAlreadyRun] and [ErrInvalidOptions] are the values queue returns too.
+//
 // # Lifecycle
 //
 // A Consumer has one method that blocks, [Consumer.Run], which fits
 // errgroup.Group.Go. Cancelling its context is the graceful stop. Run owns
 // every goroutine it starts; none is left when it returns, except a handler
 // that ignored its context past DrainTimeout (reported as [ErrDrainTimeout]).
+//
+// At the stop, entries no handler runs (fetched ahead, or failed and
+// waiting for a retry) are given back to the group at once, with their
+// delivery counts, so that any consumer's reclaimer takes them at its next
+// pass without waiting for MinIdle; running handlers then get up to
+// DrainTimeout, with their contexts not cancelled until then, and what
+// they fail meanwhile is given back after them.
 //
 // Cancelling the context also wakes the consumer's blocked reads (CLIENT
 // UNBLOCK): with nothing in flight Run returns within milliseconds, not

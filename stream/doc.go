@@ -28,6 +28,11 @@
 // context ends while it is still queued behind other adds (see
 // [Producer.AddEntry]) was not sent and is not added.
 //
+// A consumer (group.Consumer, claim.Reclaimer, queue's consumers) hands its
+// handler a *[Message] that is valid only during the handler call: each
+// worker reuses one Message for every job. A handler must not keep the
+// pointer after it returns, nor change Values; copy what it needs.
+//
 // # Wire format
 //
 // An entry is a plain Redis stream entry: field/value pairs, all strings.
