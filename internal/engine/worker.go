@@ -221,11 +221,12 @@ func (e *Engine) finish(d *Delivery, err error) {
 	}
 }
 
-// deadLetter moves d to the dead-letter stream or list. When that fails
-// with an error waiting can fix, d stays held (and kept alive) and the move
-// is tried again after a backoff; at shutdown it is handed back with its
-// delivery count, so its next delivery dead-letters it. An error nothing
-// will fix stops the consumer.
+// deadLetter moves d to the dead-letter stream or list. When that fails, d
+// stays held (and kept alive) and the move is tried again after a backoff,
+// whatever the error but a repair (the group vanished with the entry's
+// pending state): a dead-letter key of another type or a missing
+// permission is reported each time, until an operator fixes it. At
+// shutdown d is handed back with its delivery count.
 func (e *Engine) deadLetter(d *Delivery, reason string) {
 	if len(reason) > maxErrorText {
 		reason = strings.ToValidUTF8(reason[:maxErrorText], "") + "…"
@@ -243,20 +244,19 @@ func (e *Engine) deadLetter(d *Delivery, reason string) {
 		}
 		return
 	}
-	e.report(fmt.Errorf("%s: dead-letter %s %s: %w", e.cfg.Prefix, e.cfg.Noun, d.Msg.ID, err))
 	act, perr := e.src.Classify("dead-letter", err)
-	switch act {
-	case Repair: // the group is gone, and the entry's pending state with it
+	if act == Repair { // the group is gone, and the entry's pending state with it
 		e.forget(d)
 		return
-	case Stop:
-		e.log.Error("dead-lettering failed; stopping", "id", d.Msg.ID, "err", perr)
-		if e.fail != nil {
-			e.fail(perr)
-		}
-	default:
-		e.log.Error("dead-lettering failed; will try again", "id", d.Msg.ID, "err", err)
 	}
+	if act == Stop {
+		err = perr // names the key or the permission
+	}
+	// Even an error waiting cannot fix is waited out here: an operator
+	// fixes the dead-letter key or the ACL, and the job moves then. The
+	// consumer goes on with other jobs meanwhile.
+	e.report(fmt.Errorf("%s: dead-letter %s %s: %w", e.cfg.Prefix, e.cfg.Noun, d.Msg.ID, err))
+	e.log.Error("dead-lettering failed; will try again", "id", d.Msg.ID, "err", err)
 	e.mu.Lock()
 	if d.state != gone {
 		d.tries++

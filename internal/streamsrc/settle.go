@@ -2,6 +2,7 @@ package streamsrc
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -167,10 +168,13 @@ func (s *Source) DeadLetter(ctx context.Context, d *engine.Delivery, reason stri
 	} else {
 		err = s.deadLetterLarge(ctx, msg.ID, orig, meta)
 	}
-	if err == redis.Nil {
+	switch {
+	case err == redis.Nil:
 		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("to %q: %w", s.cfg.DeadLetterStream, err)
 	}
-	return err == nil, err
+	return true, nil
 }
 
 // maxScriptArgs bounds the arguments of the dead-letter script: Lua's

@@ -325,6 +325,8 @@ func (s *Source) Classify(op string, err error) (engine.Action, error) {
 		// A network error go-redis does not call transient, a reply cut
 		// short: waiting can fix it.
 		return engine.Wait, nil
+	case rediserr.IsWrongType(err) && op == "dead-letter":
+		return engine.Stop, fmt.Errorf("%w: the dead-letter stream %q holds another type: %w", ErrNotStream, s.cfg.DeadLetterStream, err)
 	case rediserr.IsWrongType(err):
 		return engine.Stop, fmt.Errorf("%w: %s: key %q holds another type: %w", ErrNotStream, op, s.cfg.Stream, err)
 	}
