@@ -19,7 +19,7 @@ import (
 // retrier and the sweeper cannot have.
 func (e *Engine) fetchLoop(ctx context.Context, f Fetcher) error {
 	attempt, idle := 0, false
-	for {
+	for ctx.Err() == nil {
 		p := e.prefetch()
 		lo, hi := (p+1)/2, e.cfg.Concurrency+p
 		if idle {
@@ -56,6 +56,7 @@ func (e *Engine) fetchLoop(ctx context.Context, f Fetcher) error {
 			runtime.Gosched()
 		}
 	}
+	return nil
 }
 
 // fitBytes bounds a fetch of lo to hi jobs by the memory bound: it waits
