@@ -97,7 +97,7 @@ type Engine struct {
 
 // New returns an Engine running src under a normalized cfg.
 func New(src Source, cfg Config) *Engine {
-	return &Engine{
+	e := &Engine{
 		src:              src,
 		cfg:              cfg,
 		log:              cfg.Logger,
@@ -111,6 +111,10 @@ func New(src Source, cfg Config) *Engine {
 		retryBackoff:     backoff.Policy{Base: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
 		base:             context.Background(),
 	}
+	if p, ok := src.(Paced); ok {
+		p.SetPace(e)
+	}
+	return e
 }
 
 // Stats returns a snapshot of the counters.

@@ -148,6 +148,26 @@ type Repairer interface {
 	Repair(ctx context.Context, cause error) error
 }
 
+// Paced is a source that takes over work other consumers handed back (a
+// stream's announced releases), and sizes what it takes by what this
+// consumer's workers will start soon, not by its credits: the engine hands
+// it its Pace at construction.
+type Paced interface {
+	SetPace(Pace)
+}
+
+// Pace is what the engine tells a Paced source.
+type Pace interface {
+	// Room returns how many more jobs the workers would start within
+	// about one fetch's round trip, with the handler time taken to be at
+	// least h (the one measured by the consumer that handed the work
+	// back; 0 for this consumer's own estimate, which h also updates).
+	Room(h time.Duration) int
+	// HandlerTime is the handler time this consumer measured (0: none
+	// yet), announced with what it hands back.
+	HandlerTime() time.Duration
+}
+
 // Housekeeper is a source with a loop of its own (a consumer name's
 // liveness key) that runs from after Start until the drain is over.
 type Housekeeper interface {

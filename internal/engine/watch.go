@@ -99,3 +99,17 @@ func (e *Engine) shed(n int) {
 	e.c.released.Add(uint64(released))
 	e.log.Info("handler times jumped: handed back "+e.cfg.Noun+"s queued beyond what the workers start soon", "count", released, "handler_time", time.Duration(e.handlerNs.Load()))
 }
+
+// Room implements Pace: idle workers, plus the prefetch at the handler
+// time h (if above the estimate, it becomes the estimate), minus what is
+// queued already.
+func (e *Engine) Room(h time.Duration) int {
+	if h > 0 && int64(h) > e.handlerNs.Load() {
+		e.handlerNs.Store(int64(h))
+	}
+	room := e.cfg.Concurrency - int(e.running.Load()) + e.prefetch() - len(e.queue)
+	return max(room, 0)
+}
+
+// HandlerTime implements Pace.
+func (e *Engine) HandlerTime() time.Duration { return time.Duration(e.handlerNs.Load()) }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -63,10 +65,9 @@ func (r *reader) Fetch(ctx context.Context, n int) ([]*engine.Delivery, error) {
 		Count:    int64(n),
 		Block:    s.cfg.Block,
 	}
-	signals := r.cursor == ">" && s.signals.Load()
-	if signals {
-		// Also wait for announcements of entries other consumers
-		// handed back.
+	if r.cursor == ">" && s.signals.Load() && s.room(0) > 0 {
+		// Also wait for announcements of entries handed back, while
+		// this consumer's workers have room for them.
 		args.Streams = []string{s.cfg.Stream, s.released, ">", ">"}
 	}
 	if r.cursor != ">" {
@@ -105,12 +106,15 @@ func (r *reader) Fetch(ctx context.Context, n int) ([]*engine.Delivery, error) {
 	return s.deliveries(ctx, xs, s.pendingCounts(ctx, xs[0].ID, xs[len(xs)-1].ID, len(xs))), nil
 }
 
-// take takes up to most of the released entries announcement a lists
-// (see takeScript), announcing the rest again.
+// take takes the released entries announcement a lists (see takeScript),
+// up to most and to what this consumer's workers start soon at the handler
+// time the announcer measured, announcing the rest again.
 func (s *Source) take(ctx context.Context, a redis.XMessage, most int) ([]*engine.Delivery, error) {
 	ids := strings.Fields(fmt.Sprint(a.Values["ids"]))
-	args := make([]any, 0, 5+len(ids))
-	args = append(args, s.cfg.Group, s.cfg.Consumer, s.cfg.MinIdle.Milliseconds(), max(most, 0), a.ID)
+	h, _ := strconv.ParseInt(fmt.Sprint(a.Values["h"]), 10, 64)
+	most = max(min(most, s.room(time.Duration(h))), 0)
+	args := make([]any, 0, 6+len(ids))
+	args = append(args, s.cfg.Group, s.cfg.Consumer, s.cfg.MinIdle.Milliseconds(), most, a.ID, h)
 	for _, id := range ids {
 		args = append(args, id)
 	}

@@ -16,13 +16,15 @@ import (
 // before that fetch, so the unused fetch does not count toward
 // MaxDeliveries) and the idle time to ARGV[3] ms (MinIdle), so that any
 // consumer may claim it at once. With a second key, the released IDs are
-// then announced there (XADD, the stream trimmed to about 1000 entries):
-// a consumer waiting for work reads the announcement and takes them (see
-// takeScript) without waiting for its next reclaim pass. It returns how
-// many entries it released.
+// then announced there (XADD, the stream trimmed to about 1000 entries),
+// with the handler time ARGV[4] (ns) this consumer measured: a consumer
+// waiting for work reads the announcement and takes them (see takeScript)
+// without waiting for its next reclaim pass. It returns how many entries
+// it released. ARGV: group, consumer, MinIdle ms, handler time, then
+// {id, count} pairs.
 var releaseScript = script.New("release", []string{"XPENDING", "XCLAIM", "XADD"}, `
 local ids = {}
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local id = ARGV[i]
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
   if p[1] and p[1][2] == ARGV[2] then
@@ -31,7 +33,7 @@ for i = 4, #ARGV, 2 do
   end
 end
 if KEYS[2] and #ids > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'ids', table.concat(ids, ' '))
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'ids', table.concat(ids, ' '), 'h', ARGV[4])
 end
 return #ids
 `)
@@ -39,13 +41,14 @@ return #ids
 // takeScript takes released entries announced on KEYS[2] (see
 // releaseScript) for this consumer: XCLAIM with MinIdle claims each one no
 // other consumer took meanwhile, counting a delivery, up to ARGV[4]
-// entries; the IDs beyond that are announced again; the announcement
-// ARGV[5] is acknowledged. Reply: a list of {id, fields, deliveries}.
-// ARGV: group, consumer, MinIdle ms, most, announcement ID, then the IDs.
+// entries; the IDs beyond that are announced again (with the handler time
+// ARGV[6]); the announcement ARGV[5] is acknowledged. Reply: a list of
+// {id, fields, deliveries}. ARGV: group, consumer, MinIdle ms, most,
+// announcement ID, handler time, then the IDs.
 var takeScript = script.New("take released", []string{"XCLAIM", "XPENDING", "XADD", "XACK"}, `
 local out, rest = {}, {}
 local most = tonumber(ARGV[4])
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local id = ARGV[i]
   if #out < most then
     local c = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], id)
@@ -58,7 +61,7 @@ for i = 6, #ARGV do
   end
 end
 if #rest > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'ids', table.concat(rest, ' '))
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'ids', table.concat(rest, ' '), 'h', ARGV[6])
 end
 redis.call('XACK', KEYS[2], ARGV[1], ARGV[5])
 return out

@@ -125,8 +125,8 @@ func (s *Source) Release(ctx context.Context, ds []*engine.Delivery, now bool) (
 	if !now {
 		return len(ds), nil
 	}
-	args := make([]any, 0, 3+2*len(ds))
-	args = append(args, s.cfg.Group, s.cfg.Consumer, s.cfg.MinIdle.Milliseconds())
+	args := make([]any, 0, 4+2*len(ds))
+	args = append(args, s.cfg.Group, s.cfg.Consumer, s.cfg.MinIdle.Milliseconds(), int64(s.handlerTime()))
 	for _, d := range ds {
 		args = append(args, d.Key, d.Msg.Deliveries)
 	}

@@ -187,6 +187,7 @@ type Source struct {
 	// that group exists (signals).
 	released string
 	signals  atomic.Bool
+	pace     engine.Pace // set by the engine (SetPace)
 
 	// historyDone is closed once the first reader has read this consumer's
 	// own pending entries; the other reader waits for it.
@@ -333,6 +334,25 @@ func (s *Source) Classify(op string, err error) (engine.Action, error) {
 	return engine.Stop, fmt.Errorf("group: %s on stream %q (group %q): %w", op, s.cfg.Stream, s.cfg.Group, err)
 }
 
+// SetPace implements engine.Paced.
+func (s *Source) SetPace(p engine.Pace) { s.pace = p }
+
+func (s *Source) handlerTime() time.Duration {
+	if s.pace == nil {
+		return 0
+	}
+	return s.pace.HandlerTime()
+}
+
+// room is how many announced entries this consumer takes now, at the
+// handler time h the announcer measured.
+func (s *Source) room(h time.Duration) int {
+	if s.pace == nil {
+		return 0
+	}
+	return s.pace.Room(h)
+}
+
 // Stop has nothing left to do: the readers' connections are closed by
 // their fetchers, the liveness key by Housekeep.
 func (s *Source) Stop(context.Context) {}
@@ -343,4 +363,5 @@ var (
 	_ engine.Sweeper     = (*Source)(nil)
 	_ engine.Repairer    = (*Source)(nil)
 	_ engine.Housekeeper = (*Source)(nil)
+	_ engine.Paced       = (*Source)(nil)
 )
