@@ -5,33 +5,24 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/redis/go-redis/v9"
-
-	"github.com/streamgroup/streamgroup/internal/rediserr"
 )
 
-// result is the checker's verdict.
+// result is the checker's verdict on one target.
 type result struct {
 	target                         string // targetStreams or targetLists
 	seed                           uint64
 	published, handled, lost, dups int64
-	dead, pending                  int64
+	dead, pending                  int64 // pending: what the target has in flight at the end
 	kills, terms, restarts, cuts   int64
-	recovered                      int64 // lists: jobs moved back from processing lists (best effort)
 	drain                          time.Duration
+	extra                          string   // the target's own figures, " key=value" each, at the end of the line
 	problems                       []string // why the run failed; empty when it passed
 }
 
-// summary is the result's line on stdout. For lists, pending counts the
-// elements left in the queues and processing lists, and recovered is added.
+// summary is the result's line on stdout.
 func (r *result) summary() string {
-	line := fmt.Sprintf("chaos: target=%s seed=%d published=%d handled=%d lost=%d duplicates=%d dead=%d pending=%d kills=%d term=%d redis_restarts=%d cuts=%d drain_s=%.1f",
-		r.target, r.seed, r.published, r.handled, r.lost, r.dups, r.dead, r.pending, r.kills, r.terms, r.restarts, r.cuts, r.drain.Seconds())
-	if r.target == targetLists {
-		line += fmt.Sprintf(" recovered=%d", r.recovered)
-	}
-	return line
+	return fmt.Sprintf("chaos: target=%s seed=%d published=%d handled=%d lost=%d duplicates=%d dead=%d pending=%d kills=%d term=%d redis_restarts=%d cuts=%d drain_s=%.1f",
+		r.target, r.seed, r.published, r.handled, r.lost, r.dups, r.dead, r.pending, r.kills, r.terms, r.restarts, r.cuts, r.drain.Seconds()) + r.extra
 }
 
 func (r *result) fail(format string, args ...any) {
@@ -49,100 +40,117 @@ func (s *scenario) newResult(target string) *result {
 	}
 }
 
-// check compares the published jobs (ids: the entry ID of each) with the
-// ledger, the group's pending entries and the dead-letter stream, once the
-// workers are stopped.
-func (s *scenario) check(ctx context.Context, ids []string) (*result, error) {
-	res := s.newResult(targetStreams)
-	if d := s.n.destroys.Load(); d != 1 {
-		res.fail("the group was deleted %d times; want once", d)
-	}
-	ledger, err := s.readLedger(ctx, ledgerKey)
+// check compares the jobs published to t (ids: the ID of each) with its
+// ledger, its dead letters and what it has in flight, once the workers
+// are stopped and t has finished.
+func (s *scenario) check(ctx context.Context, t target, ids []string) (*result, error) {
+	res := s.newResult(t.name())
+	ledger, err := s.readLedger(ctx, t.ledger())
 	if err != nil {
 		return nil, err
 	}
-	dead, err := s.deadJobs(ctx)
+	letters, err := t.deadLetters(ctx)
 	if err != nil {
 		return nil, err
 	}
-	known := make(map[string]bool, len(s.jobs))
-	var lost []int
-	for i, j := range s.jobs {
-		known[j.key] = true
-		if ids[i] != "" {
-			res.published++
-		}
-		n := ledger[j.key]
-		switch {
-		case j.kind == kindOK && n == 0:
-			res.lost++
-			lost = append(lost, i)
-		case j.kind == kindOK:
-			res.handled++
-			res.dups += n - 1
-			if dead[j.key] > 0 {
-				res.fail("job %s (%s) is not poison but was dead-lettered", j.key, ids[i])
-			}
-		default:
-			if n > 0 {
-				res.fail("poison job %s (%s) is counted %d times in the ledger", j.key, ids[i], n)
-			}
-			if dead[j.key] > 0 {
-				res.dead++
-			} else {
-				res.fail("poison job %s (%s, %s) was not dead-lettered", j.key, ids[i], j.kind)
-			}
-		}
-	}
-	if res.published != int64(len(s.jobs)) {
-		res.fail("published %d jobs of %d", res.published, len(s.jobs))
-	}
-	for k := range ledger {
-		if !known[k] {
-			res.fail("the ledger counts %q, which is no job", k)
-		}
-	}
-	for k := range dead {
-		if !known[k] {
-			res.fail("the dead-letter stream holds %q, which is no job", k)
-		}
-	}
+	lost := res.tally(s.jobs, ids, t.ledger(), ledger, letters, t.vetDeadLetter)
 	if res.lost > 0 {
 		res.fail("%d jobs lost", res.lost)
 		for _, i := range lost[:min(len(lost), maxDetails)] {
-			res.fail("lost: %s", s.describe(ctx, s.jobs[i], ids[i]))
+			res.fail("lost: %s", t.describe(ctx, i, ids[i]))
 		}
 	}
-
-	p, err := s.admin.XPending(ctx, streamKey, groupName).Result()
-	switch {
-	case rediserr.IsNoGroup(err):
-		res.fail("the consumer group does not exist at the end")
-	case err != nil:
-		return nil, fmt.Errorf("XPENDING: %w", err)
-	default:
-		res.pending = p.Count
-	}
-	if res.pending > 0 {
-		res.fail("%d entries still pending after the drain (%v)", res.pending, p.Consumers)
-		xs, err := s.admin.XPendingExt(ctx, &redis.XPendingExtArgs{
-			Stream: streamKey, Group: groupName, Start: "-", End: "+", Count: maxDetails,
-		}).Result()
-		if err == nil {
-			for _, x := range xs {
-				res.fail("pending: %s owned by %s, idle %v, %d deliveries", x.ID, x.Consumer, x.Idle, x.RetryCount)
-			}
-		}
+	if err := t.checkLeft(ctx, res); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
 
+// tally applies the checker's rules to the jobs (ids: the ID each was
+// published with, "" for none), the ledger (ledgerKey: its name) and the
+// dead letters, with vet for the target's own rules on the dead letter of
+// a poison job. Every job must have been published; a job that is not
+// poison must be in the ledger (else it is lost; each count above one is a
+// duplicate) and not be dead-lettered; a poison job must be dead-lettered
+// and not be in the ledger; no ID may be dead-lettered twice; the ledger
+// and the dead letters may hold only jobs. It returns the indices of the
+// lost jobs.
+func (r *result) tally(jobs []job, ids []string, ledgerKey string, ledger map[string]int64, letters []deadLetter, vet func(i int, d deadLetter) string) []int {
+	known := make(map[string]int, len(jobs)) // job key -> index
+	for i, j := range jobs {
+		known[j.key] = i
+	}
+	dead := map[string]int{}     // dead letters per job key
+	deadIDs := map[string]bool{} // job IDs dead-lettered
+	for _, d := range letters {
+		i, ok := known[d.key]
+		switch {
+		case d.bad != "":
+			r.fail("%s holds an unexpected record (%s): %.200s", d.where, d.bad, d.raw)
+			continue
+		case !ok:
+			r.fail("%s holds %q, which is no job", d.where, d.key)
+			continue
+		case jobs[i].kind == kindOK && d.from != "":
+			r.fail("job %s (%s) is not poison but was dead-lettered from %s: %s", d.key, ids[i], d.from, d.reason)
+		case jobs[i].kind == kindOK:
+			r.fail("job %s (%s) is not poison but was dead-lettered", d.key, ids[i])
+		default:
+			if p := vet(i, d); p != "" {
+				r.fail("%s", p)
+			}
+		}
+		if d.id != "" {
+			if deadIDs[d.id] {
+				// A job published twice (a retried push) has two IDs: one
+				// ID dead twice means one job was in two places.
+				r.fail("job %s (ID %s) was dead-lettered twice", d.key, d.id)
+			}
+			deadIDs[d.id] = true
+		}
+		dead[d.key]++
+	}
+	var lost []int
+	for i, j := range jobs {
+		if ids[i] != "" {
+			r.published++
+		}
+		n := ledger[j.key]
+		switch {
+		case j.kind == kindOK && n == 0:
+			r.lost++
+			lost = append(lost, i)
+		case j.kind == kindOK:
+			r.handled++
+			r.dups += n - 1
+		default:
+			if n > 0 {
+				r.fail("poison job %s (%s) is counted %d times in the ledger %s", j.key, ids[i], n, ledgerKey)
+			}
+			if dead[j.key] > 0 {
+				r.dead++
+			} else {
+				r.fail("poison job %s (%s, %s) was not dead-lettered", j.key, ids[i], j.kind)
+			}
+		}
+	}
+	if r.published != int64(len(jobs)) {
+		r.fail("published %d jobs of %d", r.published, len(jobs))
+	}
+	for k := range ledger {
+		if _, ok := known[k]; !ok {
+			r.fail("the ledger %s counts %q, which is no job", ledgerKey, k)
+		}
+	}
+	return lost
+}
+
 // readLedger reads a whole ledger hash.
-func (s *scenario) readLedger(ctx context.Context, ledgerKey string) (map[string]int64, error) {
-	out := make(map[string]int64, len(s.jobs))
+func (e *env) readLedger(ctx context.Context, ledgerKey string) (map[string]int64, error) {
+	out := make(map[string]int64, len(e.jobs))
 	var cursor uint64
 	for {
-		kv, next, err := s.admin.HScan(ctx, ledgerKey, cursor, "*", 5000).Result()
+		kv, next, err := e.admin.HScan(ctx, ledgerKey, cursor, "*", 5000).Result()
 		if err != nil {
 			return nil, fmt.Errorf("HSCAN %s: %w", ledgerKey, err)
 		}
@@ -157,34 +165,4 @@ func (s *scenario) readLedger(ctx context.Context, ledgerKey string) (map[string
 			return out, nil
 		}
 	}
-}
-
-// describe says where a lost job's entry is: in the stream or not, pending
-// or not.
-func (s *scenario) describe(ctx context.Context, j job, id string) string {
-	if id == "" {
-		return j.key + ": never published"
-	}
-	d := fmt.Sprintf("%s (%s, entry %s)", j.key, j.kind, id)
-	xs, err := s.admin.XRange(ctx, streamKey, id, id).Result()
-	switch {
-	case err != nil:
-		d += fmt.Sprintf(": XRANGE: %v", err)
-	case len(xs) == 0:
-		d += ": not in the stream"
-	default:
-		d += ": in the stream"
-	}
-	ps, err := s.admin.XPendingExt(ctx, &redis.XPendingExtArgs{
-		Stream: streamKey, Group: groupName, Start: id, End: id, Count: 1,
-	}).Result()
-	switch {
-	case err != nil:
-		d += fmt.Sprintf("; XPENDING: %v", err)
-	case len(ps) == 0:
-		d += "; not pending"
-	default:
-		d += fmt.Sprintf("; pending, owned by %s, %d deliveries", ps[0].Consumer, ps[0].RetryCount)
-	}
-	return d
 }

@@ -25,25 +25,6 @@ import (
 // workerCommand is the hidden subcommand that runs one worker process.
 const workerCommand = "worker"
 
-// Keys and names shared by the parent and the workers.
-const (
-	streamKey  = "chaos:{jobs}"
-	deadKey    = "chaos:{jobs}:dead"
-	groupName  = "chaos"
-	ledgerKey  = "chaos:ledger"
-	jobField   = "job"   // the unique job key
-	kindField  = "kind"  // kindOK, kindPoison or kindPermanent
-	sleepField = "sleep" // milliseconds the handler sleeps first; absent for none
-	padField   = "pad"   // a few bytes of payload
-)
-
-// Job kinds.
-const (
-	kindOK        = "ok"        // handled: counted in the ledger
-	kindPoison    = "poison"    // always fails with a plain error: dead-lettered after MaxDeliveries
-	kindPermanent = "permanent" // always fails with handler.ErrPermanent: dead-lettered at once
-)
-
 // Consumer settings of the workers, scaled down so that reclaims, leases
 // and retries happen many times in a run.
 const (
@@ -121,71 +102,27 @@ func workerClient(addr string) *redis.Client {
 	})
 }
 
-// consumerRun is one consumer of a worker, and what to log when it stops.
-type consumerRun struct {
-	kind  string // "streams" or "lists"
-	run   func(context.Context) error
-	stats func() []any
-}
+// odd reports whether the worker's number is odd. Odd-numbered workers use
+// a fixed Prefetch, even-numbered ones the default (adaptive for streams, a
+// small one for lists), so that a run covers both.
+func (w workerArgs) odd() bool { return (w.name[len(w.name)-1]-'0')%2 == 1 }
 
 func runWorker(ctx context.Context, log *slog.Logger, w workerArgs) (int, error) {
 	errs := newErrorLog()
-	// Odd-numbered workers use a fixed Prefetch, even-numbered ones the
-	// default (adaptive for streams, a small one for lists), so that a run
-	// covers both.
-	odd := (w.name[len(w.name)-1]-'0')%2 == 1
-	var consumers []consumerRun
-	var after []func(context.Context) // run alongside the consumers, until they stop
-	if hasStreams(w.target) {
-		rdb := workerClient(w.addr)
-		defer rdb.Close()
-		prefetch := 0
-		if odd {
-			prefetch = workerConcurrency
-		}
-		opts := &group.Options{
-			Concurrency:     workerConcurrency,
-			Prefetch:        prefetch,
-			Block:           500 * time.Millisecond,
-			MinIdle:         w.minIdle,
-			MaxDeliveries:   maxDeliveries,
-			RetryBackoff:    50 * time.Millisecond,
-			MaxRetryBackoff: 300 * time.Millisecond,
-			DrainTimeout:    workerDrain,
-			OnError:         errs.add,
-		}
-		if w.verbose {
-			opts.Logger = log.With("lib", true)
-		}
-		c, err := group.NewConsumer(rdb, streamKey, groupName, w.name, chaosHandler(rdb, ledgerKey, w.skip), opts)
-		if err != nil {
-			return workerExitRunError, err
-		}
-		consumers = append(consumers, consumerRun{kind: targetStreams, run: c.Run, stats: func() []any {
-			st := c.Stats()
-			return []any{"delivered", st.Delivered, "acked", st.Acked, "failed", st.Failed,
-				"dead", st.DeadLettered, "reclaimed", st.Reclaimed, "leases", st.LeaseRenewals, "groups_created", st.GroupsCreated}
-		}})
+	var lib *slog.Logger // the library's own logs
+	if w.verbose {
+		lib = log.With("lib", true)
 	}
-	if hasLists(w.target) {
+	targets := newTargets(w.target, nil)
+	consumers := make([]workerConsumer, len(targets))
+	for i, t := range targets {
 		rdb := workerClient(w.addr)
 		defer rdb.Close()
-		opts := listOptions(odd)
-		opts.OnError = errs.add
-		if w.verbose {
-			opts.Logger = log.With("lib", true)
-		}
-		c, err := queue.NewReliableConsumer(rdb, listQueues, w.name, chaosHandler(rdb, listLedgerKey, w.skip), opts)
+		c, err := t.consumer(rdb, w, chaosHandler(rdb, t.ledger(), w.skip), errs.add, lib)
 		if err != nil {
 			return workerExitRunError, err
 		}
-		consumers = append(consumers, consumerRun{kind: targetLists, run: c.Run, stats: func() []any {
-			st := c.Stats()
-			return []any{"delivered", st.Delivered, "acked", st.Acked, "failed", st.Failed, "retried", st.Retried,
-				"requeued", st.Requeued, "dead", st.DeadLettered, "malformed", st.Malformed,
-				"recovered", st.Recovered, "released", st.Released}
-		}})
-		after = append(after, func(ctx context.Context) { reportRecovered(ctx, rdb, c) })
+		consumers[i] = c
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -205,8 +142,10 @@ func runWorker(ctx context.Context, log *slog.Logger, w workerArgs) (int, error)
 	// counts.
 	repCtx, stopReporters := context.WithCancel(context.WithoutCancel(ctx))
 	var reporters sync.WaitGroup
-	for _, f := range after {
-		reporters.Go(func() { f(repCtx) })
+	for _, c := range consumers {
+		if c.report != nil {
+			reporters.Go(func() { c.report(repCtx) })
+		}
 	}
 	log.Info("started", "pid", os.Getpid(), "target", w.target)
 	runErrs := make([]error, len(consumers))
@@ -226,7 +165,7 @@ func runWorker(ctx context.Context, log *slog.Logger, w workerArgs) (int, error)
 	_ = g.Wait()
 	errs.flush(log)
 	for i, c := range consumers {
-		log.Info("stopped", append([]any{"target", c.kind, "run", runErrs[i]}, c.stats()...)...)
+		log.Info("stopped", append([]any{"target", targets[i].name(), "run", runErrs[i]}, c.stats()...)...)
 	}
 	runErr := errors.Join(runErrs...)
 	drainTimeout := false
