@@ -9,13 +9,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/internal/argerr"
 	"github.com/streamgroup/streamgroup/internal/keys"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
 // Sentinels re-exported by the public packages.
 var (
-	ErrInvalidOptions = errors.New("group: invalid options")
+	ErrInvalidOptions = argerr.ErrInvalid
 	ErrDrainTimeout   = errors.New("group: drain timeout exceeded")
 	ErrAlreadyRun     = errors.New("group: Run called more than once")
 	ErrNotStream      = errors.New("group: key is not a stream")
