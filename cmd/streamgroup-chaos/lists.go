@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/streamgroup/streamgroup/queue"
+	"github.com/streamgroup/streamgroup/stream"
 )
 
 // The list target: reliable queue consumers on two priority queues.
@@ -302,7 +303,7 @@ type deadRecord struct {
 	raw  string
 	key  string // the job key, "" when unreadable
 	id   string // the job's ID
-	rec  queue.DeadLetter
+	rec  stream.DeadLetter
 	bad  string // why the record is not as expected; "" when it is
 }
 
@@ -324,16 +325,15 @@ func (s *scenario) listDead(ctx context.Context) ([]deadRecord, error) {
 				continue
 			}
 			d.rec = rec
-			msg, err := rec.Message()
 			switch {
-			case err != nil:
-				d.bad = err.Error()
-			case rec.Queue != q:
-				d.bad = fmt.Sprintf("record names queue %q", rec.Queue)
+			case rec.Values == nil:
+				d.bad = "the dead job is a malformed envelope"
+			case rec.Stream != q:
+				d.bad = fmt.Sprintf("record names queue %q", rec.Stream)
 			case rec.Error == "":
 				d.bad = "no reason"
 			default:
-				d.key, d.id = msg.Values[jobField], msg.ID
+				d.key, d.id = rec.Values[jobField], rec.OriginalID
 			}
 			out = append(out, d)
 		}
@@ -500,11 +500,11 @@ func (s *scenario) checkLists(ctx context.Context, ids []string) (*result, error
 			res.fail("dead-letter list %s holds %q, which is no job", d.list, d.key)
 			continue
 		case s.jobs[i].kind == kindOK:
-			res.fail("job %s is not poison but was dead-lettered from %s: %s", d.key, d.rec.Queue, d.rec.Error)
+			res.fail("job %s is not poison but was dead-lettered from %s: %s", d.key, d.rec.Stream, d.rec.Error)
 		case !strings.Contains(d.rec.Error, errPoison.Error()) && !strings.Contains(d.rec.Error, "MaxAttempts"):
 			res.fail("poison job %s was dead-lettered for an unexpected reason: %s", d.key, d.rec.Error)
-		case listQueues[s.listQueue[i]] != d.rec.Queue:
-			res.fail("poison job %s was dead-lettered from %s, not from the queue it was pushed to", d.key, d.rec.Queue)
+		case listQueues[s.listQueue[i]] != d.rec.Stream:
+			res.fail("poison job %s was dead-lettered from %s, not from the queue it was pushed to", d.key, d.rec.Stream)
 		}
 		if deadIDs[d.id] {
 			// A job pushed twice (a retried push) has two IDs: one ID dead
