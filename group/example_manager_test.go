@@ -16,7 +16,10 @@ import (
 func ExampleManager_EnsureGroup() {
 	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 	defer rdb.Close()
-	m := group.NewManager(rdb)
+	m, err := group.NewManager(rdb)
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	ctx := context.Background()
 	created, err := m.EnsureGroup(ctx, "orders", "billing", group.StartAll)
@@ -32,7 +35,10 @@ func ExampleManager_EnsureGroup() {
 func ExampleManager_SweepConsumers() {
 	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 	defer rdb.Close()
-	m := group.NewManager(rdb)
+	m, err := group.NewManager(rdb)
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	ctx := context.Background()
 	removed, err := m.SweepConsumers(ctx, "orders", "billing", 24*time.Hour)

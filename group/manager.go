@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamgroup/streamgroup/internal/argerr"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/internal/script"
 	"github.com/streamgroup/streamgroup/internal/streamsrc"
@@ -28,12 +29,6 @@ const (
 )
 
 var (
-	// ErrInvalidArgument is returned (wrapped) by [Manager] methods given an
-	// empty stream, group or consumer name, an invalid start ID, a
-	// non-positive idle threshold or invalid [PendingOptions]. An invalid ID
-	// also wraps [stream.ErrInvalidID].
-	ErrInvalidArgument = errors.New("group: invalid argument")
-
 	// ErrNoGroup is returned (wrapped) when the consumer group, or the
 	// stream key itself, does not exist. When Redis reported it, the error
 	// also wraps Redis's NOGROUP reply.
@@ -75,18 +70,24 @@ func (e *ConsumerPendingError) Unwrap() error { return ErrConsumerHasPending }
 // needed. It is what operators and deployment code use; a [Consumer] does not
 // need it to run.
 //
+// Its methods return an error wrapping [ErrInvalidOptions], and naming the
+// problem, when given an empty stream, group or consumer name, an invalid
+// start ID, a non-positive idle threshold or invalid [PendingOptions]; an
+// invalid ID also wraps [stream.ErrInvalidID].
+//
 // A Manager is safe for concurrent use. It never closes the client it was
 // given. The zero value is not usable; call [NewManager].
 type Manager struct {
 	rdb redis.UniversalClient
 }
 
-// NewManager returns a Manager that uses rdb. It panics if rdb is nil.
-func NewManager(rdb redis.UniversalClient) *Manager {
-	if rdb == nil {
-		panic("group: NewManager: nil redis client")
+// NewManager returns a Manager that uses rdb. It returns an error wrapping
+// [ErrInvalidOptions] when rdb is nil.
+func NewManager(rdb redis.UniversalClient) (*Manager, error) {
+	if err := argerr.Client(rdb); err != nil {
+		return nil, err
 	}
-	return &Manager{rdb: rdb}
+	return &Manager{rdb: rdb}, nil
 }
 
 // GroupInfo describes one consumer group, as reported by XINFO GROUPS.
@@ -176,7 +177,7 @@ type PendingEntry struct {
 // exists it is left where it is and created is false.
 //
 // It returns an error wrapping [ErrNotStream] when the key holds another
-// type, and [ErrInvalidArgument] for empty names or an invalid start.
+// type, and [ErrInvalidOptions] for empty names or an invalid start.
 func (m *Manager) EnsureGroup(ctx context.Context, streamKey, group, start string) (created bool, err error) {
 	if err := checkNames(streamKey, group); err != nil {
 		return false, err
@@ -251,7 +252,7 @@ func (m *Manager) Destroy(ctx context.Context, streamKey, group string) (bool, e
 // stream has no groups: the result is empty and the error nil.
 func (m *Manager) Groups(ctx context.Context, streamKey string) ([]GroupInfo, error) {
 	if streamKey == "" {
-		return nil, fmt.Errorf("%w: empty stream key", ErrInvalidArgument)
+		return nil, fmt.Errorf("%w: empty stream key", ErrInvalidOptions)
 	}
 	exists, info, err := m.existsAndDo(ctx, streamKey, "XINFO", "GROUPS", streamKey)
 	if exists == 0 && err == nil {
@@ -335,7 +336,7 @@ func (m *Manager) Pending(ctx context.Context, streamKey, group string) (Pending
 // PendingEntries lists pending entries of group in ID order, selected by
 // opts (nil means all defaults: the first 100 entries of every consumer).
 // It returns an error wrapping [ErrNoGroup] when the group or the stream
-// does not exist, and [ErrInvalidArgument] for invalid options.
+// does not exist, and [ErrInvalidOptions] for invalid options.
 func (m *Manager) PendingEntries(ctx context.Context, streamKey, group string, opts *PendingOptions) ([]PendingEntry, error) {
 	if err := checkNames(streamKey, group); err != nil {
 		return nil, err
@@ -360,10 +361,10 @@ func (m *Manager) PendingEntries(ctx context.Context, streamKey, group string, o
 		return nil, err
 	}
 	if o.Count < 0 {
-		return nil, fmt.Errorf("%w: negative PendingOptions.Count %d", ErrInvalidArgument, o.Count)
+		return nil, fmt.Errorf("%w: negative PendingOptions.Count %d", ErrInvalidOptions, o.Count)
 	}
 	if o.MinIdle < 0 {
-		return nil, fmt.Errorf("%w: negative PendingOptions.MinIdle %v", ErrInvalidArgument, o.MinIdle)
+		return nil, fmt.Errorf("%w: negative PendingOptions.MinIdle %v", ErrInvalidOptions, o.MinIdle)
 	}
 	if o.MinIdle > 0 && o.MinIdle < time.Millisecond {
 		o.MinIdle = time.Millisecond // Redis counts in milliseconds; 0 would mean "no filter"
@@ -401,7 +402,7 @@ func (m *Manager) DeleteConsumer(ctx context.Context, streamKey, group, consumer
 		return err
 	}
 	if consumer == "" {
-		return fmt.Errorf("%w: empty consumer name", ErrInvalidArgument)
+		return fmt.Errorf("%w: empty consumer name", ErrInvalidOptions)
 	}
 	res, n, err := m.deleteConsumer(ctx, streamKey, group, consumer, 0)
 	if err != nil {
@@ -431,7 +432,7 @@ func (m *Manager) SweepConsumers(ctx context.Context, streamKey, group string, i
 		return nil, err
 	}
 	if idle <= 0 {
-		return nil, fmt.Errorf("%w: idle threshold %v must be positive", ErrInvalidArgument, idle)
+		return nil, fmt.Errorf("%w: idle threshold %v must be positive", ErrInvalidOptions, idle)
 	}
 	cs, err := m.Consumers(ctx, streamKey, group)
 	if err != nil {
@@ -525,9 +526,9 @@ func (m *Manager) existsAndDo(ctx context.Context, key string, args ...any) (exi
 func checkNames(streamKey, group string) error {
 	switch {
 	case streamKey == "":
-		return fmt.Errorf("%w: empty stream key", ErrInvalidArgument)
+		return fmt.Errorf("%w: empty stream key", ErrInvalidOptions)
 	case group == "":
-		return fmt.Errorf("%w: empty group name", ErrInvalidArgument)
+		return fmt.Errorf("%w: empty group name", ErrInvalidOptions)
 	}
 	return nil
 }
@@ -538,7 +539,7 @@ func checkStart(start string) error {
 		return nil
 	}
 	if _, err := stream.ParseID(start); err != nil {
-		return fmt.Errorf("%w: start position: %w", ErrInvalidArgument, err)
+		return fmt.Errorf("%w: start position: %w", ErrInvalidOptions, err)
 	}
 	return nil
 }
@@ -549,7 +550,7 @@ func checkRangeID(id, special string) error {
 		return nil
 	}
 	if _, err := stream.ParseID(strings.TrimPrefix(id, "(")); err != nil {
-		return fmt.Errorf("%w: pending range: %w", ErrInvalidArgument, err)
+		return fmt.Errorf("%w: pending range: %w", ErrInvalidOptions, err)
 	}
 	return nil
 }

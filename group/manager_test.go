@@ -25,7 +25,18 @@ func managerEnv(t *testing.T) (context.Context, *redis.Client, *group.Manager, s
 	rdb := redistest.Client(t)
 	key, grp := redistest.Names(t)
 	t.Cleanup(func() { rdb.Del(context.WithoutCancel(t.Context()), key) })
-	return t.Context(), rdb, group.NewManager(rdb), key, grp
+	return t.Context(), rdb, newManager(t, rdb), key, grp
+}
+
+// newManager returns a Manager of rdb, failing the test if NewManager
+// refuses it.
+func newManager(t *testing.T, rdb redis.UniversalClient) *group.Manager {
+	t.Helper()
+	m, err := group.NewManager(rdb)
+	if err != nil {
+		t.Fatalf("NewManager: %v", err)
+	}
+	return m
 }
 
 // addEntries adds entries with the given explicit IDs (or "*") and returns
@@ -209,8 +220,8 @@ func TestManagerInvalidArguments(t *testing.T) {
 	}
 	for _, tt := range tests {
 		err := tt.call()
-		if !errors.Is(err, group.ErrInvalidArgument) {
-			t.Errorf("%s: err = %v; want ErrInvalidArgument", tt.name, err)
+		if !errors.Is(err, group.ErrInvalidOptions) {
+			t.Errorf("%s: err = %v; want ErrInvalidOptions", tt.name, err)
 		}
 		if tt.invalidID && !errors.Is(err, stream.ErrInvalidID) {
 			t.Errorf("%s: err = %v; want it to wrap stream.ErrInvalidID", tt.name, err)
@@ -377,7 +388,7 @@ func withProtocol(t *testing.T, rdb *redis.Client, proto int) *group.Manager {
 	opts.Protocol = proto
 	c := redis.NewClient(&opts)
 	t.Cleanup(func() { c.Close() })
-	return group.NewManager(c)
+	return newManager(t, c)
 }
 
 func TestManagerConsumers(t *testing.T) {
@@ -603,7 +614,7 @@ func TestManagerSweepConsumers(t *testing.T) {
 func TestManagerNoPermNamesCommand(t *testing.T) {
 	t.Parallel()
 	ctx, admin, _, key, grp := managerEnv(t)
-	mustEnsure(t, group.NewManager(admin), key, grp, group.StartAll)
+	mustEnsure(t, newManager(t, admin), key, grp, group.StartAll)
 	all := []string{"exists", "multi", "exec", "xgroup|setid", "xgroup|destroy", "xinfo|groups", "xinfo|consumers"}
 	calls := map[string]func(m *group.Manager) error{
 		"SetID":     func(m *group.Manager) error { return m.SetID(ctx, key, grp, group.StartAll) },
@@ -637,7 +648,7 @@ func TestManagerNoPermNamesCommand(t *testing.T) {
 		opts.Username, opts.Password = user, "pw-"+user
 		rdb := redis.NewClient(&opts)
 		t.Cleanup(func() { _ = rdb.Close() })
-		m := group.NewManager(rdb)
+		m := newManager(t, rdb)
 		for _, name := range tt.calls {
 			err := calls[name](m)
 			if err == nil || !rediserr.IsNoPerm(err) || !strings.Contains(err.Error(), "'"+tt.without+"'") {

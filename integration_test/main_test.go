@@ -170,9 +170,9 @@ func deadLetters(t testing.TB, rdb redis.UniversalClient, key string) []stream.D
 	var out []stream.DeadLetter
 	for _, x := range xs {
 		m, _ := stream.FromXMessage(key, x)
-		d, ok := stream.ParseDeadLetter(&m)
-		if !ok {
-			t.Fatalf("entry %s in %s is not a dead letter: %v", x.ID, key, x.Values)
+		d, err := stream.ParseDeadLetter(&m)
+		if err != nil {
+			t.Fatalf("entry %s in %s: %v (values %v)", x.ID, key, err, x.Values)
 		}
 		out = append(out, d)
 	}

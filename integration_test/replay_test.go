@@ -24,7 +24,10 @@ func TestReplayFromOldID(t *testing.T) {
 	ctx := t.Context()
 	key, grp := redistest.Names(t)
 	t.Cleanup(func() { rdb.Del(context.Background(), key) })
-	mgr := group.NewManager(rdb)
+	mgr, err := group.NewManager(rdb)
+	if err != nil {
+		t.Fatalf("NewManager: %v", err)
+	}
 
 	const total, from = 10, 3 // replay the entries after ids[3]
 	ids := publish(t, rdb, key, total, map[string]any{"kind": "replay"})

@@ -190,7 +190,10 @@ func wholeFlow(t *testing.T, rdb *redis.Client, key string) []error {
 		t.Fatalf("unsafe Trim: %v", err)
 	}
 
-	m := group.NewManager(rdb)
+	m, err := group.NewManager(rdb)
+	if err != nil {
+		t.Fatalf("NewManager: %v", err)
+	}
 	if _, err := m.EnsureGroup(ctx, key, grp, group.StartAll); err != nil {
 		t.Fatalf("EnsureGroup: %v", err)
 	}

@@ -120,7 +120,7 @@ func TestClusterQueueRoundTrip(t *testing.T) {
 				}
 			}
 			dls := deadLetters(t, rdb, dead)
-			if len(dls) != 1 || dls[0].ID != poison || dls[0].Attempts != 2 || dls[0].Queue != q {
+			if len(dls) != 1 || dls[0].OriginalID != poison || dls[0].Deliveries != 2 || dls[0].Stream != q {
 				t.Errorf("dead letters = %+v; want job %s after 2 attempts from %s", dls, poison, q)
 			}
 			if k := llen(t, rdb, q) + llen(t, rdb, queue.ProcessingKey(q, "worker-1")); k != 0 {

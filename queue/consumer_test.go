@@ -173,28 +173,27 @@ func TestQueuePoisonJobDeadLettered(t *testing.T) {
 				}
 			}
 			dls := deadLetters(t, rdb, queue.DeadLetterKey(q))
-			byID := map[string]queue.DeadLetter{}
+			byID := map[string]stream.DeadLetter{}
 			for _, d := range dls {
-				byID[d.ID] = d
+				byID[d.OriginalID] = d
 			}
 			for _, tc := range []struct {
-				id, err  string
-				attempts int64
-			}{{poison, "smtp: 550 mailbox unavailable", 3}, {panicky, "handler: panic: boom", 3}, {perm, "bad address", 1}} {
+				id, kind, err string
+				attempts      int64
+			}{{poison, "poison", "smtp: 550 mailbox unavailable", 3}, {panicky, "panic", "handler: panic: boom", 3}, {perm, "permanent", "bad address", 1}} {
 				d, ok := byID[tc.id]
 				if !ok {
 					t.Errorf("no dead letter for job %s; have %+v", tc.id, dls)
 					continue
 				}
-				if !strings.Contains(d.Error, tc.err) || d.Attempts != tc.attempts || d.Queue != q || d.At.IsZero() {
+				if !strings.Contains(d.Error, tc.err) || d.Deliveries != tc.attempts || d.Stream != q || d.At.IsZero() {
 					t.Errorf("dead letter of %s = %+v; want error containing %q, %d attempts, queue %s", tc.id, d, tc.err, tc.attempts, q)
 				}
 				if m.name == "reliable" && d.Consumer != "worker-1" {
 					t.Errorf("dead letter consumer = %q; want worker-1", d.Consumer)
 				}
-				msg, err := d.Message()
-				if err != nil || msg.ID != tc.id || msg.Deliveries != tc.attempts {
-					t.Errorf("dead letter Message() = %+v, %v; want ID %s with %d deliveries", msg, err, tc.id, tc.attempts)
+				if d.Values["kind"] != tc.kind || len(d.Values) != 1 {
+					t.Errorf("dead letter of %s Values = %v; want the job's fields, kind=%s", tc.id, d.Values, tc.kind)
 				}
 			}
 			st := c.Stats()
@@ -427,7 +426,10 @@ func TestQueueGarbageEnvelope(t *testing.T) {
 			}
 			var got []string
 			for _, d := range deadLetters(t, rdb, queue.DeadLetterKey(q)) {
-				got = append(got, d.Job)
+				got = append(got, d.Element)
+				if d.Values != nil {
+					t.Errorf("dead letter of malformed %q has Values %v; want nil", d.Element, d.Values)
+				}
 				if !strings.HasPrefix(d.Error, "malformed envelope: ") {
 					t.Errorf("dead letter error = %q; want a malformed envelope reason", d.Error)
 				}

@@ -2,17 +2,12 @@ package queue
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/streamgroup/streamgroup/stream"
 )
-
-// ErrNotDeadLetter is wrapped by the error [ParseDeadLetter] returns for a
-// string that is not a dead-letter record.
-var ErrNotDeadLetter = errors.New("queue: not a dead-letter record")
 
 // deadRecord is the JSON object a consumer pushes to the dead-letter list.
 type deadRecord struct {
@@ -43,47 +38,35 @@ func encodeDead(queue, consumer, id string, attempts int64, reason, jobText stri
 	return string(b)
 }
 
-// DeadLetter is one record of a dead-letter list, as [ParseDeadLetter]
-// reads it. It is a plain value; the zero value describes nothing.
-type DeadLetter struct {
-	// Queue is the key of the queue the job came from.
-	Queue string
-	// ID is the job's ID; empty for a malformed element that had none.
-	ID string
-	// Consumer is the name of the reliable consumer that gave up, or empty
-	// for a simple consumer.
-	Consumer string
-	// Attempts is how many deliveries the job had, counting the last one.
-	Attempts int64
-	// Error is the last handler error, or why the job was moved.
-	Error string
-	// At is when the job was moved, to the millisecond.
-	At time.Time
-	// Job is the list element exactly as it was: push it back to Queue
-	// (LPUSH) to run the job again.
-	Job string
-}
-
-// ParseDeadLetter reads one element of a dead-letter list. It returns an
-// error wrapping [ErrNotDeadLetter] for anything else.
-func ParseDeadLetter(s string) (DeadLetter, error) {
+// ParseDeadLetter reads one element of a dead-letter list, a JSON record
+// (see docs/wire-format.md), into a [stream.DeadLetter]: Stream is the
+// queue the job came from, Group is empty, OriginalID is the job's ID,
+// Deliveries its attempt count, Values the fields its handler saw (nil
+// when the job's element was malformed) and Element the job's list
+// element. It returns an error wrapping [stream.ErrNotDeadLetter] for
+// anything else.
+//
+// To run a dead job again, push its Values with [Producer.Push]: a new job,
+// with a new ID and no attempts counted. Pushing Element back (LPUSH) keeps
+// the ID and the attempt count, so a job that had reached MaxAttempts is
+// dead-lettered again when it is fetched, without running.
+func ParseDeadLetter(s string) (stream.DeadLetter, error) {
 	var r deadRecord
-	if err := json.Unmarshal([]byte(s), &r); err != nil || r.Dead != 1 {
-		return DeadLetter{}, fmt.Errorf("%w", ErrNotDeadLetter)
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		return stream.DeadLetter{}, fmt.Errorf("%w: invalid JSON record: %s", stream.ErrNotDeadLetter, describeJSONErr(err))
 	}
-	return DeadLetter{
-		Queue: r.Queue, ID: r.ID, Consumer: r.Consumer, Attempts: r.Attempts,
-		Error: r.Error, At: time.UnixMilli(r.At), Job: r.Job,
-	}, nil
-}
-
-// Message decodes the dead job as a handler would have seen it (Deliveries
-// is the attempts count stored in the job). It returns an error when the
-// job is a malformed envelope.
-func (d DeadLetter) Message() (stream.Message, error) {
-	el := decodeElement(d.Job)
-	if el.bad != "" {
-		return stream.Message{}, fmt.Errorf("queue: dead job is a malformed envelope: %s", el.bad)
+	if r.Dead != 1 {
+		return stream.DeadLetter{}, fmt.Errorf("%w: no \"sgdead\":1 marker", stream.ErrNotDeadLetter)
 	}
-	return stream.Message{ID: el.env.ID, Stream: d.Queue, Values: el.env.V, Deliveries: el.env.N}, nil
+	d := stream.DeadLetter{
+		Stream: r.Queue, Consumer: r.Consumer, OriginalID: r.ID, Deliveries: r.Attempts,
+		Error: r.Error, Element: r.Job,
+	}
+	if r.At != 0 {
+		d.At = time.UnixMilli(r.At)
+	}
+	if el := decodeElement(r.Job); el.bad == "" {
+		d.Values = el.env.V
+	}
+	return d, nil
 }

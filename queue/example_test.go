@@ -93,10 +93,10 @@ func ExampleParseDeadLetter() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	m, _ := d.Message()
-	// To run the job again: LPUSH d.Queue d.Job.
-	fmt.Println(d.Queue, d.Consumer, d.Attempts, d.Error)
-	fmt.Println(m.ID, m.Values["to"])
+	// To run the job again, as a new job: a Producer of d.Stream pushes
+	// d.Values.
+	fmt.Println(d.Stream, d.Consumer, d.Deliveries, d.Error)
+	fmt.Println(d.OriginalID, d.Values["to"])
 	// Output:
 	// jobs:email host-1 5 smtp: 550 mailbox unavailable
 	// 018f0000000011aa22bb33cc44dd ada@example.com

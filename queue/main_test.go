@@ -155,13 +155,13 @@ func llen(t testing.TB, rdb redis.UniversalClient, key string) int64 {
 }
 
 // deadLetters reads a dead-letter list, oldest first.
-func deadLetters(t testing.TB, rdb redis.UniversalClient, key string) []queue.DeadLetter {
+func deadLetters(t testing.TB, rdb redis.UniversalClient, key string) []stream.DeadLetter {
 	t.Helper()
 	xs, err := rdb.LRange(context.Background(), key, 0, -1).Result()
 	if err != nil {
 		t.Fatalf("LRANGE %s: %v", key, err)
 	}
-	var out []queue.DeadLetter
+	var out []stream.DeadLetter
 	for i := len(xs) - 1; i >= 0; i-- {
 		d, err := queue.ParseDeadLetter(xs[i])
 		if err != nil {

@@ -5,13 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/streamgroup/streamgroup/internal/argerr"
 )
 
 // Errors a caller can act on. Each is matched with errors.Is.
 var (
 	// ErrInvalidOptions is wrapped by every error about a bad argument or
 	// option given to NewReliableConsumer or NewSimpleConsumer.
-	ErrInvalidOptions = errors.New("queue: invalid options")
+	ErrInvalidOptions = argerr.ErrInvalid
 	// ErrAlreadyRun is returned by a second call of Run: consumers are
 	// single-use.
 	ErrAlreadyRun = errors.New("queue: Run called more than once")

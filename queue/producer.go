@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamgroup/streamgroup/internal/argerr"
 	"github.com/streamgroup/streamgroup/internal/batcherr"
 	"github.com/streamgroup/streamgroup/internal/redischeck"
 	"github.com/streamgroup/streamgroup/stream"
@@ -47,14 +48,12 @@ type Producer struct {
 }
 
 // NewProducer returns a producer that pushes to the list queue through
-// rdb. A nil opts means defaults. It panics if rdb is nil or queue is
-// empty; the error is reserved for invalid options (none are, today).
+// rdb. A nil opts means defaults. It returns an error wrapping
+// [ErrInvalidOptions], and naming the problem, when rdb is nil or queue is
+// empty (no option value is invalid today).
 func NewProducer(rdb redis.UniversalClient, queue string, opts *ProducerOptions) (*Producer, error) {
-	if rdb == nil {
-		panic("queue: NewProducer with nil client")
-	}
-	if queue == "" {
-		panic("queue: NewProducer with empty queue name")
+	if err := argerr.Target(rdb, "queue", queue); err != nil {
+		return nil, err
 	}
 	p := &Producer{rdb: rdb, queue: queue, codec: stream.JSON}
 	if opts != nil && opts.Codec != nil {

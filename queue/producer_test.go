@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -91,8 +92,9 @@ func TestQueueProducerEnvelope(t *testing.T) {
 	if want := `{"sg":1,"n":0,"id":"` + binID + `","v":{"text":"é"},"b":{"bin":"/wBh"}}`; raw != want {
 		t.Errorf("binary job = %s; want %s", raw, want)
 	}
-	if m, err := (queue.DeadLetter{Queue: q, Job: raw}).Message(); err != nil || m.Values["bin"] != "\xff\x00a" || m.Values["text"] != "é" {
-		t.Errorf("binary job decodes to %+v, %v; want the exact bytes", m, err)
+	rec, _ := json.Marshal(map[string]any{"sgdead": 1, "queue": q, "job": raw})
+	if d, err := queue.ParseDeadLetter(string(rec)); err != nil || d.Values["bin"] != "\xff\x00a" || d.Values["text"] != "é" {
+		t.Errorf("binary job decodes to %+v, %v; want the exact bytes", d, err)
 	}
 
 	if ids, err := p.PushBatch(ctx, nil); ids != nil || err != nil {
@@ -127,25 +129,33 @@ func mapsEqualS(a, b map[string]string) bool {
 
 func TestQueueParseDeadLetter(t *testing.T) {
 	t.Parallel()
-	for _, s := range []string{"", "x", `{"to":"a"}`, `{"sgdead":2}`, `[]`} {
-		if _, err := queue.ParseDeadLetter(s); !errors.Is(err, queue.ErrNotDeadLetter) {
-			t.Errorf("ParseDeadLetter(%q) = %v; want ErrNotDeadLetter", s, err)
+	for _, s := range []string{"", "x", `{"to":"a"}`, `{"sgdead":2}`, `[]`, `{"sgdead":"1"}`} {
+		if d, err := queue.ParseDeadLetter(s); !errors.Is(err, stream.ErrNotDeadLetter) {
+			t.Errorf("ParseDeadLetter(%q) = %+v, %v; want ErrNotDeadLetter", s, d, err)
 		}
 	}
-	d, err := queue.ParseDeadLetter(`{"sgdead":1,"queue":"q","id":"i","consumer":"c","attempts":3,"error":"e","at":1700000000000,"job":"{\"sg\":1,\"n\":3,\"id\":\"i\",\"v\":{\"k\":\"v\"}}"}`)
-	if err != nil || d.Queue != "q" || d.ID != "i" || d.Consumer != "c" || d.Attempts != 3 || d.Error != "e" || d.At.UnixMilli() != 1700000000000 {
-		t.Fatalf("ParseDeadLetter = %+v, %v", d, err)
+	const job = `{"sg":1,"n":3,"id":"i","v":{"k":"v"}}`
+	rec := func(job string) string {
+		b, _ := json.Marshal(map[string]any{"sgdead": 1, "queue": "q", "id": "i", "consumer": "c", "attempts": 3, "error": "e", "at": 1700000000000, "job": job})
+		return string(b)
 	}
-	m, err := d.Message()
-	if err != nil || m.ID != "i" || m.Stream != "q" || m.Deliveries != 3 || m.Values["k"] != "v" {
-		t.Errorf("Message() = %+v, %v; want the job", m, err)
+	tests := []struct {
+		name, job string
+		want      stream.DeadLetter
+	}{
+		{"envelope", job, stream.DeadLetter{Values: map[string]string{"k": "v"}}},
+		{"malformed envelope", `{"sg":1,"n":1}`, stream.DeadLetter{}}, // Values nil
+		{"plain string", "plain", stream.DeadLetter{Values: map[string]string{stream.PayloadField: "plain"}}},
 	}
-	d.Job = `{"sg":1,"n":1}`
-	if _, err := d.Message(); err == nil {
-		t.Errorf("Message() of a malformed job = nil error; want one")
-	}
-	d.Job = `plain`
-	if m, err := d.Message(); err != nil || m.Values[stream.PayloadField] != "plain" {
-		t.Errorf("Message() of a plain string = %+v, %v; want payload=plain", m, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := tt.want
+			want.Stream, want.OriginalID, want.Consumer, want.Deliveries, want.Error = "q", "i", "c", 3, "e"
+			want.At, want.Element = time.UnixMilli(1700000000000), tt.job
+			d, err := queue.ParseDeadLetter(rec(tt.job))
+			if err != nil || !reflect.DeepEqual(d, want) {
+				t.Errorf("ParseDeadLetter = %+v, %v; want %+v", d, err, want)
+			}
+		})
 	}
 }

@@ -1,7 +1,10 @@
 // Package stream is the Redis Streams layer of streamgroup: the message
 // type handlers receive, entry IDs, the wire format of payloads, a
 // [Producer] that adds entries and keeps the stream's length in check
-// without losing work, and a [Reader] for replaying and inspecting history.
+// without losing work, a [Reader] for replaying and inspecting history,
+// and [DeadLetter], what a dead letter records, whether it was read from a
+// dead-letter stream ([ParseDeadLetter]) or from the dead-letter list of a
+// queue (queue.ParseDeadLetter).
 //
 // # At-least-once delivery
 //

@@ -149,3 +149,27 @@ func ExampleDecode() {
 	fmt.Println(e.To)
 	// Output: ada@example.com
 }
+
+func ExampleParseDeadLetter() {
+	// An entry of "{jobs:email}:dead", as a Reader of that stream yields it.
+	m := &stream.Message{ID: "1700000000500-0", Stream: "{jobs:email}:dead", Values: map[string]string{
+		"to":                       "ada@example.com",
+		stream.DeadIDField:         "1700000000000-0",
+		stream.DeadStreamField:     "jobs:email",
+		stream.DeadGroupField:      "mailers",
+		stream.DeadConsumerField:   "host-1",
+		stream.DeadDeliveriesField: "5",
+		stream.DeadErrorField:      "smtp: 550 mailbox unavailable",
+		stream.DeadTimeField:       "1700000000400",
+	}}
+	d, err := stream.ParseDeadLetter(m)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// To run it again, a Producer of d.Stream adds d.Values.
+	fmt.Println(d.Stream, d.OriginalID, d.Group, d.Consumer, d.Deliveries, d.Error)
+	fmt.Println(d.Values)
+	// Output:
+	// jobs:email 1700000000000-0 mailers host-1 5 smtp: 550 mailbox unavailable
+	// map[to:ada@example.com]
+}

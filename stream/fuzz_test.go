@@ -183,12 +183,12 @@ func FuzzDecodeEntry(f *testing.F) {
 			}
 		}
 
-		d, isDead := stream.ParseDeadLetter(&msg)
+		d, err := stream.ParseDeadLetter(&msg)
 		origID, hasID := msg.Values[stream.DeadIDField]
-		if isDead != hasID {
-			t.Fatalf("ParseDeadLetter ok = %v; want %v (whether %s is present)", isDead, hasID, stream.DeadIDField)
+		if isDead := err == nil; isDead != hasID || (!isDead && !errors.Is(err, stream.ErrNotDeadLetter)) {
+			t.Fatalf("ParseDeadLetter error = %v; want nil exactly when %s is present (%v), else ErrNotDeadLetter", err, stream.DeadIDField, hasID)
 		}
-		if !isDead {
+		if !hasID {
 			return
 		}
 		meta := 0

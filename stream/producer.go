@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamgroup/streamgroup/internal/argerr"
 	"github.com/streamgroup/streamgroup/internal/batcherr"
 	"github.com/streamgroup/streamgroup/internal/redischeck"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
@@ -24,8 +25,11 @@ import (
 )
 
 // ErrInvalidOptions is wrapped by the error [NewProducer] and [NewReader]
-// return for option values that cannot work, such as a negative MaxLen.
-var ErrInvalidOptions = errors.New("stream: invalid options")
+// return for bad input: a nil client, an empty stream name, or option
+// values that cannot work, such as a negative MaxLen. It is the same value
+// as group.ErrInvalidOptions and queue.ErrInvalidOptions, so errors.Is
+// matches an invalid-input error from any package against any of them.
+var ErrInvalidOptions = argerr.ErrInvalid
 
 // ErrNoStream is wrapped by the error an add returns when
 // [ProducerOptions.NoMkStream] is set and the stream does not exist.
@@ -159,14 +163,12 @@ var trimSource string
 var trimScript = script.New("trim", []string{"TYPE", "XINFO GROUPS", "XRANGE", "XREVRANGE", "XPENDING", "XLEN", "XTRIM"}, trimSource)
 
 // NewProducer returns a producer that adds to stream through rdb. A nil
-// opts means defaults. It returns an error wrapping [ErrInvalidOptions] for
-// invalid option values, and panics if rdb is nil or stream is empty.
+// opts means defaults. It returns an error wrapping [ErrInvalidOptions],
+// and naming the problem, when rdb is nil, stream is empty or an option
+// value is invalid.
 func NewProducer(rdb redis.UniversalClient, stream string, opts *ProducerOptions) (*Producer, error) {
-	if rdb == nil {
-		panic("stream: NewProducer with nil client")
-	}
-	if stream == "" {
-		panic("stream: NewProducer with empty stream name")
+	if err := argerr.Target(rdb, "stream", stream); err != nil {
+		return nil, err
 	}
 	p := &Producer{rdb: rdb, stream: stream, approx: "~"}
 	if opts != nil {

@@ -75,29 +75,6 @@ func TestNewProducerOptions(t *testing.T) {
 	}
 }
 
-func TestNewProducerPanics(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
-	t.Cleanup(func() { rdb.Close() })
-	tests := []struct {
-		name   string
-		rdb    redis.UniversalClient
-		stream string
-	}{
-		{"nil client", nil, "k"},
-		{"empty stream", rdb, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("NewProducer(%v, %q) did not panic", tt.rdb, tt.stream)
-				}
-			}()
-			stream.NewProducer(tt.rdb, tt.stream, nil)
-		})
-	}
-}
-
 func TestProducerAddOrder(t *testing.T) {
 	t.Parallel()
 	rdb, key, _ := setup(t)

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/internal/argerr"
 )
 
 // DefaultPageSize is the page size of a [Reader] whose
@@ -35,14 +37,12 @@ type Reader struct {
 }
 
 // NewReader returns a reader of stream through rdb. A nil opts means
-// defaults. It returns an error wrapping [ErrInvalidOptions] for invalid
-// option values, and panics if rdb is nil or stream is empty.
+// defaults. It returns an error wrapping [ErrInvalidOptions], and naming
+// the problem, when rdb is nil, stream is empty or an option value is
+// invalid.
 func NewReader(rdb redis.UniversalClient, stream string, opts *ReaderOptions) (*Reader, error) {
-	if rdb == nil {
-		panic("stream: NewReader with nil client")
-	}
-	if stream == "" {
-		panic("stream: NewReader with empty stream name")
+	if err := argerr.Target(rdb, "stream", stream); err != nil {
+		return nil, err
 	}
 	r := &Reader{rdb: rdb, stream: stream, pageSize: DefaultPageSize}
 	if opts != nil {

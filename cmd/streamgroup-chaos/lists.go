@@ -228,17 +228,16 @@ func (t *listsTarget) deadLetters(ctx context.Context) ([]deadLetter, error) {
 				out = append(out, d)
 				continue
 			}
-			d.from, d.reason = rec.Queue, rec.Error
-			msg, err := rec.Message()
+			d.from, d.reason = rec.Stream, rec.Error
 			switch {
-			case err != nil:
-				d.bad = err.Error()
-			case rec.Queue != q:
-				d.bad = fmt.Sprintf("record names queue %q", rec.Queue)
+			case rec.Values == nil:
+				d.bad = "the dead job is a malformed envelope"
+			case rec.Stream != q:
+				d.bad = fmt.Sprintf("record names queue %q", rec.Stream)
 			case rec.Error == "":
 				d.bad = "no reason"
 			default:
-				d.key, d.id = msg.Values[jobField], msg.ID
+				d.key, d.id = rec.Values[jobField], rec.OriginalID
 			}
 			out = append(out, d)
 		}

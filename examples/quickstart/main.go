@@ -147,7 +147,10 @@ func run(ctx context.Context, w io.Writer, addr string) error {
 		if err != nil {
 			return err
 		}
-		d, _ := stream.ParseDeadLetter(m)
+		d, err := stream.ParseDeadLetter(m)
+		if err != nil {
+			return err
+		}
 		fmt.Fprintf(out, "dead letter %s: job %s after %d deliveries: %s\n", m.ID, d.OriginalID, d.Deliveries, d.Error)
 	}
 	pending, err := rdb.XPending(ctx, key, "mailers").Result()

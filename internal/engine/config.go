@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/internal/argerr"
 )
 
 // Sentinels re-exported by the public packages, so that errors.Is matches
 // them whichever consumer returned the error.
 var (
-	ErrInvalidOptions = errors.New("streamgroup: invalid options")
+	ErrInvalidOptions = argerr.ErrInvalid
 	ErrDrainTimeout   = errors.New("streamgroup: drain timeout exceeded")
 	ErrAlreadyRun     = errors.New("streamgroup: Run called more than once")
 	// ErrLeaseLost is the cause of a handler context cancelled because
