@@ -78,7 +78,7 @@ func (streamgroupSys) strand(ctx context.Context, e *env, n int) error {
 
 func (streamgroupSys) reclaim(ctx context.Context, e *env, t *tracker) (func(), error) {
 	r, err := claim.NewReclaimer(e.rdb, streamKey, groupName, "c", sgHandler(t, 0),
-		&group.Options{Concurrency: 16, MinIdle: e.minIdle})
+		&claim.Options{Concurrency: 16, MinIdle: e.minIdle})
 	if err != nil {
 		return nil, err
 	}
