@@ -7,15 +7,16 @@ import (
 )
 
 // keepLoop keeps held jobs alive through the source (lease renewal,
-// heartbeat) every half KeepInterval, passing those not kept for a full
-// interval. A job the source reports taken by another consumer is no
+// heartbeat) every third of KeepInterval, passing those not kept for a
+// third of it: each is kept again within two thirds of the interval, well
+// before another consumer may take it. A job the source reports taken by another consumer is no
 // longer this consumer's: a handler running on it has its context
 // cancelled with cause ErrLeaseLost, and its result is not settled (the
 // other consumer runs it); a job waiting for a retry or its settling is
 // dropped.
 func (e *Engine) keepLoop(ctx context.Context, k Keeper) {
-	every := k.KeepInterval()
-	tick := time.NewTicker(max(every/2, time.Millisecond))
+	every := max(k.KeepInterval()/3, time.Millisecond)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {

@@ -123,7 +123,7 @@ type Fetcher interface {
 // reliable list consumer's processing list (its heartbeat).
 type Keeper interface {
 	// KeepInterval is how long a kept delivery stays safe: Keep runs every
-	// half of it, with the deliveries not kept for a full interval.
+	// third of it, with the deliveries not kept for a third of it.
 	KeepInterval() time.Duration
 	// Keep keeps held (possibly none) and returns those it found taken by
 	// another consumer; the engine cancels their handlers (with cause
