@@ -72,6 +72,7 @@ type Engine struct {
 	seq       uint64 // deliveries dispatched
 	retries   int    // holds in awaitRetry
 	heldBytes int64
+	reserved  int64         // bytes fitBytes reserved for fetches on their way
 	schedule  dueHeap       // awaitRetry and awaitDead, by due time
 	settleBuf []*Delivery   // awaitSettle, in order
 	freed     chan struct{} // signalled when bytes are freed below MaxBytes

@@ -25,18 +25,20 @@ func (e *Engine) fetchLoop(ctx context.Context, f Fetcher) error {
 		if idle {
 			hi = lo
 		}
-		lo, hi, ok := e.fitBytes(ctx, lo, hi)
+		lo, hi, res, ok := e.fitBytes(ctx, lo, hi)
 		if !ok {
 			return nil
 		}
 		n := e.credits.Take(ctx, lo, hi)
 		if n == 0 {
+			e.unreserve(res)
 			return nil
 		}
 		start := time.Now()
 		ds, err := f.Fetch(ctx, n)
 		if err != nil {
 			e.credits.Give(n)
+			e.unreserve(res)
 			if err := e.handleErr(ctx, "fetch", err, &attempt); err != nil {
 				return stopped(err)
 			}
@@ -48,6 +50,7 @@ func (e *Engine) fetchLoop(ctx context.Context, f Fetcher) error {
 		}
 		idle = len(ds) < n
 		used := e.dispatchAll(ds)
+		e.unreserve(res)
 		e.credits.Give(n - used)
 		if used > 0 {
 			// Let a worker start on this processor now, before this
@@ -60,26 +63,45 @@ func (e *Engine) fetchLoop(ctx context.Context, f Fetcher) error {
 }
 
 // fitBytes bounds a fetch of lo to hi jobs by the memory bound: it waits
-// while the jobs held fill MaxBytes, then lowers hi (and lo) to what fits
-// at the average job size seen so far. It reports false when ctx ended.
-func (e *Engine) fitBytes(ctx context.Context, lo, hi int) (int, int, bool) {
+// while the jobs held and the fetches on their way fill MaxBytes, then
+// lowers hi (and lo) to what fits at the average job size seen so far (one
+// job while no size is known), and reserves those bytes (res) for the
+// fetch, so that fetchers running at once do not each fill the same room.
+// The caller gives res back with unreserve once the fetch is dispatched.
+// It reports false when ctx ended.
+func (e *Engine) fitBytes(ctx context.Context, lo, hi int) (_, _ int, res int64, ok bool) {
 	for {
 		e.mu.Lock()
-		room := e.cfg.MaxBytes - e.heldBytes
-		e.mu.Unlock()
-		if room > 0 {
-			if avg := e.sizeAvg.Load(); avg > 0 {
+		if room := e.cfg.MaxBytes - e.heldBytes - e.reserved; room > 0 {
+			avg := e.sizeAvg.Load()
+			if avg > 0 {
 				hi = max(1, min(hi, int(room/avg)))
-				lo = min(lo, hi)
+			} else {
+				hi = 1
 			}
-			return lo, hi, true
+			res = min(int64(hi)*avg, room)
+			e.reserved += res
+			e.mu.Unlock()
+			return min(lo, hi), hi, res, true
 		}
+		e.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return 0, 0, false
+			return 0, 0, 0, false
 		case <-e.freed:
 		}
 	}
+}
+
+// unreserve gives back bytes fitBytes reserved.
+func (e *Engine) unreserve(res int64) {
+	if res == 0 {
+		return
+	}
+	e.mu.Lock()
+	e.reserved -= res
+	e.signalFreedLocked()
+	e.mu.Unlock()
 }
 
 // sweepLoop runs the source's sweeps: one at start, then one every
@@ -102,18 +124,20 @@ func (e *Engine) sweep(ctx context.Context, s Sweeper, attempt *int) error {
 		// Like a fetcher, sweep once half of the prefetch fits (or
 		// Concurrency, what idle fetchers leave free).
 		p := e.prefetch()
-		lo, hi, ok := e.fitBytes(ctx, min((p+1)/2, e.cfg.Concurrency), e.cfg.Concurrency+p)
+		lo, hi, res, ok := e.fitBytes(ctx, min((p+1)/2, e.cfg.Concurrency), e.cfg.Concurrency+p)
 		if !ok {
 			return errStop
 		}
 		n := e.credits.Take(ctx, lo, hi)
 		if n == 0 {
+			e.unreserve(res)
 			return errStop
 		}
 		start := time.Now()
 		ds, more, err := s.Sweep(ctx, n)
 		if err != nil {
 			e.credits.Give(n)
+			e.unreserve(res)
 			return e.handleErr(ctx, "sweep", err, attempt) // then the next interval
 		}
 		*attempt = 0
@@ -121,6 +145,7 @@ func (e *Engine) sweep(ctx context.Context, s Sweeper, attempt *int) error {
 			observe(&e.fetchNs, time.Since(start))
 		}
 		used := e.dispatchAll(ds)
+		e.unreserve(res)
 		e.c.swept.Add(uint64(used))
 		e.credits.Give(n - used)
 		if !more {

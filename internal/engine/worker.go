@@ -70,7 +70,13 @@ func (e *Engine) forgetLocked(d *Delivery) {
 		delete(e.holds, d.Key)
 	}
 	e.heldBytes -= int64(d.Size)
-	if e.heldBytes < e.cfg.MaxBytes {
+	e.signalFreedLocked()
+}
+
+// signalFreedLocked wakes a fetcher waiting for room in MaxBytes, when
+// there is some; e.mu must be held.
+func (e *Engine) signalFreedLocked() {
+	if e.heldBytes+e.reserved < e.cfg.MaxBytes {
 		select {
 		case e.freed <- struct{}{}:
 		default:
