@@ -14,3 +14,12 @@ func TestConformanceFake(t *testing.T) {
 	h.Bubble = func(t *testing.T, f func(*testing.T)) { synctest.Test(t, f) }
 	enginetest.Run(t, h)
 }
+
+// The suite on the fake in real time, as it runs on Redis: it checks that
+// the scenarios' waits hold without a synctest clock.
+func TestConformanceFakeRealTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a few seconds of real time; -short skips it (TestConformanceFake covers the same in a bubble)")
+	}
+	enginetest.Run(t, enginetest.FakeHarness())
+}
