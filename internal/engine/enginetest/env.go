@@ -198,18 +198,6 @@ func (r *running) leftRunning() string {
 	return strings.Join(left, "\n\n")
 }
 
-// wait blocks until ctx ends or d passes, and reports whether ctx ended.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return true
-	case <-t.C:
-		return false
-	}
-}
-
 func (c call) String() string {
 	return fmt.Sprintf("{%s: job %s, delivery %d, ctx cause %v}", c.consumer, c.n, c.deliveries, c.cause)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/internal/backoff"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/stream"
 )
@@ -134,7 +135,10 @@ func loadSharing(e *env) {
 	const jobs = 40
 	ns := numbers(jobs)
 	e.publish(ns...)
-	slow := func(ctx context.Context, _ *stream.Message) error { sleepCtx(ctx, 10*time.Millisecond); return nil }
+	slow := func(ctx context.Context, _ *stream.Message) error {
+		backoff.Sleep(ctx, 10*time.Millisecond)
+		return nil
+	}
 	o := Options{Concurrency: 2}
 	a := e.start("a", e.recorder("a", slow), o)
 	b := e.start("b", e.recorder("b", slow), o)
@@ -322,17 +326,9 @@ func gracefulDrain(e *env) {
 	e.await("a to start 3 handlers and fetch the rest", func() bool {
 		return runningA.get() == conc && e.q.Counts(e.t).Waiting == 0
 	})
-	b := e.start("b", e.recorder("b", nil), long)
-	a.cancel()
-	e.await("b to handle the jobs a fetched and did not start", func() bool { return len(e.callsOf("", "b")) >= conc })
-	if a.returned() {
-		e.t.Fatalf("a's Run returned (%v) while its handlers still ran", a.err)
-	}
-	e.open()
-	if err := a.wait(); err != nil {
-		e.t.Errorf("a: Run = %v; want nil", err)
-	}
-	mustStop(e, b)
+	e.handOver(a, long, func() {
+		e.await("b to handle the jobs a fetched and did not start", func() bool { return len(e.callsOf("", "b")) >= conc })
+	})
 	for _, c := range e.callsOf("", "a") {
 		if c.cause != nil {
 			e.t.Errorf("a's handler of job %s saw its ctx cancelled (%v) during a graceful drain", c.n, c.cause)
@@ -344,6 +340,25 @@ func gracefulDrain(e *env) {
 		}
 	}
 	e.empty()
+}
+
+// handOver stops a while its handlers block on the gate, with an idle
+// consumer b (options o) running: it runs took (which awaits what b must
+// take from a during a's drain), checks that a's Run still waits for its
+// handlers, opens the gate, and checks that a and b stop with nil.
+func (e *env) handOver(a *running, o Options, took func()) {
+	e.t.Helper()
+	b := e.start("b", e.recorder("b", nil), o)
+	a.cancel()
+	took()
+	if a.returned() {
+		e.t.Fatalf("a's Run returned (%v) while its handlers still ran", a.err)
+	}
+	e.open()
+	if err := a.wait(); err != nil {
+		e.t.Errorf("a: Run = %v; want nil", err)
+	}
+	mustStop(e, b)
 }
 
 // drainTimeout: handlers that outlive DrainTimeout have their ctx
@@ -400,17 +415,7 @@ func handBack(e *env, counts bool) {
 	e.await("a to fail one job, block on the next and fetch the rest", func() bool {
 		return len(e.callsOf("fail", "a")) == 1 && running.get() == 1 && e.q.Counts(e.t).Waiting == 0
 	})
-	b := e.start("b", e.recorder("b", nil), long)
-	a.cancel()
-	e.handledAll("b", "fail", "q1", "q2")
-	if a.returned() {
-		e.t.Fatalf("a's Run returned (%v) while a handler still ran", a.err)
-	}
-	e.open()
-	if err := a.wait(); err != nil {
-		e.t.Errorf("a: Run = %v; want nil", err)
-	}
-	mustStop(e, b)
+	e.handOver(a, long, func() { e.handledAll("b", "fail", "q1", "q2") })
 	if cs := e.callsOf("", "a"); len(cs) != 2 {
 		e.t.Errorf("a handled %+v; want only fail and block", cs)
 	}
@@ -436,7 +441,7 @@ func lostLease(e *env) {
 	msgs := make(chan stream.Message, 1)
 	h := e.recorder("a", func(ctx context.Context, msg *stream.Message) error {
 		msgs <- *msg
-		sleepCtx(ctx, time.Minute)
+		backoff.Sleep(ctx, time.Minute)
 		return nil // as if it finished: the result must not be settled
 	})
 	a := e.start("a", h, Options{Concurrency: 1, KeepAlive: keep})
@@ -469,7 +474,7 @@ func keepAlive(e *env) {
 	var running int64Counter
 	long := func(ctx context.Context, _ *stream.Message) error {
 		running.add(1)
-		sleepCtx(ctx, 8*keep)
+		backoff.Sleep(ctx, 8*keep)
 		return nil
 	}
 	o := Options{Concurrency: 1, KeepAlive: keep}
@@ -504,7 +509,7 @@ func memoryBound(e *env) {
 		if c := e.q.Counts(e.t); c.Held >= 0 {
 			held.set(int64(c.Held))
 		}
-		sleepCtx(ctx, 5*time.Millisecond)
+		backoff.Sleep(ctx, 5*time.Millisecond)
 		return nil
 	})
 	a := e.start("a", h, Options{Concurrency: 8, Prefetch: 8, MaxBytes: fit * size})
