@@ -105,12 +105,19 @@ func TestSettleRetriedAfterTransientFailure(t *testing.T) {
 	})
 }
 
-// A dead-lettering that fails with an error waiting fixes is tried again,
-// without running the handler again.
-func TestDeadLetterRetriedAfterTransientFailure(t *testing.T) {
+// A dead-lettering that fails is tried again, whatever the error (one
+// nothing fixes, a dead-letter key of another type, waits for an
+// operator), without running the handler again and without stopping.
+func TestDeadLetterRetriedAfterFailure(t *testing.T) {
+	for name, err := range map[string]error{"transient": nil, "stop": enginetest.ErrBroken} {
+		t.Run(name, func(t *testing.T) { testDeadLetterRetried(t, err) })
+	}
+}
+
+func testDeadLetterRetried(t *testing.T, fault error) {
 	synctest.Test(t, func(t *testing.T) {
 		q := enginetest.NewFake(t.Name())
-		q.Faults, _ = failFirst("dead-letter", 2, nil)
+		q.Faults, _ = failFirst("dead-letter", 2, fault)
 		publish(t, q, "p")
 		h := &counting{err: handler.Permanent(errors.New("bad p"))}
 		c := q.NewConsumer(t, "c", h, enginetest.Options{})
@@ -149,16 +156,13 @@ func TestDeadLetterFailingAtStopHandsBack(t *testing.T) {
 // An error nothing fixes (Classify: Stop) ends Run with that error, whatever
 // operation met it.
 func TestStopErrorEndsRun(t *testing.T) {
-	for _, op := range []string{"start", "fetch", "settle", "dead-letter", "keep"} {
+	for _, op := range []string{"start", "fetch", "settle", "keep"} {
 		t.Run(op, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				q := enginetest.NewFake(t.Name())
 				q.Faults, _ = failFirst(op, 1, fmt.Errorf("wrong type: %w", enginetest.ErrBroken))
 				publish(t, q, "p")
 				h := &counting{}
-				if op == "dead-letter" {
-					h.err = handler.Permanent(errors.New("bad p"))
-				}
 				_, done := start(q.NewConsumer(t, "c", h, enginetest.Options{KeepAlive: time.Second}))
 				select {
 				case err := <-done:
