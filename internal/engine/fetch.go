@@ -18,24 +18,28 @@ import (
 // credits it took, and credits held so are credits the other fetchers, the
 // retrier and the sweeper cannot have.
 func (e *Engine) fetchLoop(ctx context.Context, f Fetcher) error {
-	attempt, idle := 0, false
+	attempt, idle, carry := 0, false, 0
 	for ctx.Err() == nil {
-		p := e.prefetch()
-		lo, hi := (p+1)/2, e.cfg.Concurrency+p
-		if idle {
-			hi = lo
-		}
-		lo, hi, res, ok := e.fitBytes(ctx, lo, hi)
-		if !ok {
-			return nil
-		}
-		n := e.credits.Take(ctx, lo, hi)
+		n := carry
+		carry = 0
 		if n == 0 {
-			e.unreserve(res)
+			p := e.prefetch()
+			lo, hi := (p+1)/2, e.cfg.Concurrency+p
+			if idle {
+				hi = lo
+			}
+			if n = e.credits.Take(ctx, lo, hi); n == 0 {
+				return nil
+			}
+		}
+		probe := e.sizeAvg.Load() == 0
+		want, res, ok := e.fitBytes(ctx, n)
+		if !ok {
+			e.credits.Give(n)
 			return nil
 		}
 		start := time.Now()
-		ds, err := f.Fetch(ctx, n)
+		ds, err := f.Fetch(ctx, want)
 		if err != nil {
 			e.credits.Give(n)
 			e.unreserve(res)
@@ -45,13 +49,19 @@ func (e *Engine) fetchLoop(ctx context.Context, f Fetcher) error {
 			continue
 		}
 		attempt = 0
-		if len(ds) == n {
+		if len(ds) == want {
 			observe(&e.fetchNs, time.Since(start)) // a fetch that did not wait
 		}
-		idle = len(ds) < n
+		idle = len(ds) < want
 		used := e.dispatchAll(ds)
 		e.unreserve(res)
-		e.credits.Give(n - used)
+		if probe && !idle && used == want && want < n {
+			// The first job told the size of jobs: fetch what fits of
+			// the other credits now, as the fetch would have.
+			carry = n - used
+		} else {
+			e.credits.Give(n - used)
+		}
 		if used > 0 {
 			// Let a worker start on this processor now, before this
 			// fetcher sends its next fetch: handlers start about 20µs
@@ -62,32 +72,31 @@ func (e *Engine) fetchLoop(ctx context.Context, f Fetcher) error {
 	return nil
 }
 
-// fitBytes bounds a fetch of lo to hi jobs by the memory bound: it waits
-// while the jobs held and the fetches on their way fill MaxBytes, then
-// lowers hi (and lo) to what fits at the average job size seen so far (one
-// job while no size is known), and reserves those bytes (res) for the
-// fetch, so that fetchers running at once do not each fill the same room.
-// The caller gives res back with unreserve once the fetch is dispatched.
-// It reports false when ctx ended.
-func (e *Engine) fitBytes(ctx context.Context, lo, hi int) (_, _ int, res int64, ok bool) {
+// fitBytes bounds a fetch of n jobs (the credits taken) by the memory
+// bound: it waits while the jobs held and the fetches on their way fill
+// MaxBytes, then returns how many fit at the average job size seen so far
+// (one while no size is known: the first job tells it), and reserves those
+// bytes (res) for the fetch, so that fetchers running at once do not each
+// fill the same room. The caller gives res back with unreserve once the
+// fetch is dispatched. It reports false when ctx ended.
+func (e *Engine) fitBytes(ctx context.Context, n int) (want int, res int64, ok bool) {
 	for {
 		e.mu.Lock()
 		if room := e.cfg.MaxBytes - e.heldBytes - e.reserved; room > 0 {
 			avg := e.sizeAvg.Load()
+			want = 1
 			if avg > 0 {
-				hi = max(1, min(hi, int(room/avg)))
-			} else {
-				hi = 1
+				want = max(1, min(n, int(room/avg)))
 			}
-			res = min(int64(hi)*avg, room)
+			res = min(int64(want)*avg, room)
 			e.reserved += res
 			e.mu.Unlock()
-			return min(lo, hi), hi, res, true
+			return want, res, true
 		}
 		e.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return 0, 0, 0, false
+			return 0, 0, false
 		case <-e.freed:
 		}
 	}
@@ -124,24 +133,24 @@ func (e *Engine) sweep(ctx context.Context, s Sweeper, attempt *int) error {
 		// Like a fetcher, sweep once half of the prefetch fits (or
 		// Concurrency, what idle fetchers leave free).
 		p := e.prefetch()
-		lo, hi, res, ok := e.fitBytes(ctx, min((p+1)/2, e.cfg.Concurrency), e.cfg.Concurrency+p)
-		if !ok {
+		n := e.credits.Take(ctx, min((p+1)/2, e.cfg.Concurrency), e.cfg.Concurrency+p)
+		if n == 0 {
 			return errStop
 		}
-		n := e.credits.Take(ctx, lo, hi)
-		if n == 0 {
-			e.unreserve(res)
+		want, res, ok := e.fitBytes(ctx, n)
+		if !ok {
+			e.credits.Give(n)
 			return errStop
 		}
 		start := time.Now()
-		ds, more, err := s.Sweep(ctx, n)
+		ds, more, err := s.Sweep(ctx, want)
 		if err != nil {
 			e.credits.Give(n)
 			e.unreserve(res)
 			return e.handleErr(ctx, "sweep", err, attempt) // then the next interval
 		}
 		*attempt = 0
-		if len(ds) == n {
+		if len(ds) == want {
 			observe(&e.fetchNs, time.Since(start))
 		}
 		used := e.dispatchAll(ds)

@@ -27,16 +27,16 @@ func TestFitBytesReserves(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newTestEngine(t, Config{Concurrency: 8, Prefetch: 8, MaxBytes: 1000})
 		ctx := context.Background()
-		if lo, hi, res, ok := e.fitBytes(ctx, 4, 16); lo != 1 || hi != 1 || res != 0 || !ok {
-			t.Fatalf("fitBytes(4, 16) with no size known = %d, %d, %d, %v; want 1, 1, 0, true", lo, hi, res, ok)
+		if want, res, ok := e.fitBytes(ctx, 16); want != 1 || res != 0 || !ok {
+			t.Fatalf("fitBytes(16) with no size known = %d, %d, %v; want 1, 0, true", want, res, ok)
 		}
 		e.sizeAvg.Store(100)
-		lo, hi, res, ok := e.fitBytes(ctx, 4, 16)
-		if lo != 4 || hi != 10 || res != 1000 || !ok {
-			t.Fatalf("fitBytes(4, 16) with room for 10 = %d, %d, %d, %v; want 4, 10, 1000, true", lo, hi, res, ok)
+		want, res, ok := e.fitBytes(ctx, 16)
+		if want != 10 || res != 1000 || !ok {
+			t.Fatalf("fitBytes(16) with room for 10 = %d, %d, %v; want 10, 1000, true", want, res, ok)
 		}
 		got := make(chan int, 1)
-		go func() { _, hi, _, _ := e.fitBytes(ctx, 4, 16); got <- hi }()
+		go func() { want, _, _ := e.fitBytes(ctx, 16); got <- want }()
 		synctest.Wait()
 		select {
 		case hi := <-got:
@@ -47,8 +47,8 @@ func TestFitBytesReserves(t *testing.T) {
 		e.heldBytes += 300 // the first fetch brought three jobs
 		e.mu.Unlock()
 		e.unreserve(res)
-		if hi := <-got; hi != 7 {
-			t.Errorf("second fetch's hi = %d; want 7 (700 bytes of room)", hi)
+		if want := <-got; want != 7 {
+			t.Errorf("second fetch's want = %d; want 7 (700 bytes of room)", want)
 		}
 	})
 }

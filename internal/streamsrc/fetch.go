@@ -75,7 +75,7 @@ func (r *reader) Fetch(ctx context.Context, n int) ([]*engine.Delivery, error) {
 	}
 	res, err := r.read(ctx, args)
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
+		return nil, fmt.Errorf("XREADGROUP: %w", err)
 	}
 	var xs, announced []redis.XMessage
 	for _, st := range res {

@@ -21,8 +21,10 @@ func (s *Source) Settle(ctx context.Context, ds []*engine.Delivery) error {
 		batch := ds[start:min(start+ackBatch, len(ds))]
 		pipe.XAck(ctx, s.cfg.Stream, s.cfg.Group, ids(batch)...)
 	}
-	_, err := pipe.Exec(ctx)
-	return err
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("XACK of %d entries: %w", len(ds), err)
+	}
+	return nil
 }
 
 func ids(ds []*engine.Delivery) []string {

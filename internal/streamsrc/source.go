@@ -308,6 +308,7 @@ func (s *Source) ensureSignals(ctx context.Context) {
 func (s *Source) Repair(ctx context.Context, cause error) error {
 	s.log.Warn("consumer group missing; creating it again", "err", cause)
 	s.report(fmt.Errorf("group: group %q on stream %q vanished: %w", s.cfg.Group, s.cfg.Stream, cause))
+	s.signals.Store(false) // its announcement stream's group may be gone too
 	return s.ensureGroup(ctx)
 }
 

@@ -30,7 +30,7 @@ func (s *Source) Sweep(ctx context.Context, n int) ([]*engine.Delivery, bool, er
 	res, err := s.claim(ctx, s.cursor, min(n, reclaimCount))
 	if err != nil {
 		s.cursor = "0-0"
-		return nil, false, err
+		return nil, false, fmt.Errorf("XAUTOCLAIM: %w", err)
 	}
 	next, ds, err := s.claimed(ctx, res)
 	if err != nil || next == "0-0" || next == "" {
