@@ -18,6 +18,13 @@ import (
 // credits it took, and credits held so are credits the other fetchers, the
 // retrier and the sweeper cannot have.
 func (e *Engine) fetchLoop(ctx context.Context, f Fetcher) error {
+	if g, ok := f.(Gated); ok {
+		select {
+		case <-g.Ready():
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	attempt, idle, carry := 0, false, 0
 	for ctx.Err() == nil {
 		n := carry

@@ -118,6 +118,14 @@ type Fetcher interface {
 	Close()
 }
 
+// Gated is a Fetcher that must not fetch before something else happened:
+// a stream's second reader waits until the first has read the consumer's
+// own pending entries. The engine waits for Ready before the fetcher takes
+// any credits, so that a waiting fetcher holds none.
+type Gated interface {
+	Ready() <-chan struct{}
+}
+
 // Keeper is a source whose held work must be kept alive, or another
 // consumer takes it over: stream entries (XCLAIM leases), jobs in a
 // reliable list consumer's processing list (its heartbeat).

@@ -49,15 +49,19 @@ func (s *Source) Fetchers() []engine.Fetcher {
 
 func (r *reader) Close() { r.conn.Close() }
 
+// Ready implements engine.Gated: the readers of new entries start once the
+// first reader has read this consumer's own pending entries.
+func (r *reader) Ready() <-chan struct{} {
+	if r.cursor == ">" {
+		return r.s.historyDone
+	}
+	return closed
+}
+
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 func (r *reader) Fetch(ctx context.Context, n int) ([]*engine.Delivery, error) {
 	s := r.s
-	if r.cursor == ">" {
-		select {
-		case <-s.historyDone:
-		case <-ctx.Done():
-			return nil, nil
-		}
-	}
 	args := &redis.XReadGroupArgs{
 		Group:    s.cfg.Group,
 		Consumer: s.cfg.Consumer,
