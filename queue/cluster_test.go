@@ -100,7 +100,7 @@ func TestClusterQueueRoundTrip(t *testing.T) {
 			})
 			var reported errs
 			opts := fastOptions()
-			opts.MaxAttempts = 2
+			opts.MaxDeliveries = 2
 			opts.OnError = reported.add
 			c := m.new(t, rdb, []string{q}, rec, opts)
 			run := start(t, c.Run)

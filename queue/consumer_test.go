@@ -60,74 +60,66 @@ func TestQueueFIFO(t *testing.T) {
 	}
 }
 
-// With StrictPriority every job of the first queue comes before any of
-// the second; with the default rule the second queue gets a job after
-// every StarvationLimit jobs (plus at most one fetch of slack).
+// The first queue comes first, but the second gets a job after every 20
+// jobs fetched (plus at most one fetch of slack), and each queue is FIFO.
 func TestQueuePriority(t *testing.T) {
 	t.Parallel()
-	const limit = 5
+	const limit = 20 // the fixed fairness rule
 	for _, m := range modes {
-		for _, strict := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/strict=%v", m.name, strict), func(t *testing.T) {
-				t.Parallel()
-				rdb := redistest.Client(t)
-				base := names(t, rdb)
-				high, low := base+":high", base+":low"
-				highIDs := push(t, rdb, high, 40)
-				lowIDs := push(t, rdb, low, 5)
-				rec := newRecorder(nil)
-				opts := fastOptions()
-				opts.Concurrency, opts.Prefetch = 1, 1
-				opts.StrictPriority = strict
-				opts.StarvationLimit = limit
-				c := m.new(t, rdb, []string{high, low}, rec, opts)
-				run := start(t, c.Run)
-				eventually(t, 20*time.Second, "every job handled", func() bool { return rec.calls() >= 45 })
-				if err := run.Stop(); err != nil {
-					t.Errorf("Run = %v; want nil", err)
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			rdb := redistest.Client(t)
+			base := names(t, rdb)
+			high, low := base+":high", base+":low"
+			highIDs := push(t, rdb, high, 120)
+			lowIDs := push(t, rdb, low, 5)
+			rec := newRecorder(nil)
+			opts := fastOptions()
+			opts.Concurrency, opts.Prefetch = 1, 1
+			c := m.new(t, rdb, []string{high, low}, rec, opts)
+			run := start(t, c.Run)
+			eventually(t, 20*time.Second, "every job handled", func() bool { return rec.calls() >= 125 })
+			if err := run.Stop(); err != nil {
+				t.Errorf("Run = %v; want nil", err)
+			}
+			order, _, msgs := rec.snapshot()
+			var queues strings.Builder
+			for _, id := range order {
+				queues.WriteString(map[bool]string{true: "H", false: "L"}[msgs[id].Stream == high])
+			}
+			got := queues.String()
+			t.Logf("queues in handling order: %s", got)
+			// Each L follows at most limit+slots H (the fair fetch comes
+			// after limit jobs; a fetch takes up to 2).
+			runs := strings.Split(strings.TrimRight(got, "L"), "L")
+			for i, r := range runs[:min(len(runs), 5)] {
+				if len(r) > limit+2 {
+					t.Errorf("queues in handling order = %s: run %d of %d H before an L; want at most %d", got, i, len(r), limit+2)
 				}
-				order, _, msgs := rec.snapshot()
-				var queues strings.Builder
-				for _, id := range order {
-					queues.WriteString(map[bool]string{true: "H", false: "L"}[msgs[id].Stream == high])
-				}
-				got := queues.String()
-				t.Logf("queues in handling order: %s", got)
-				if strict {
-					if want := strings.Repeat("H", 40) + strings.Repeat("L", 5); got != want {
-						t.Errorf("queues in handling order = %s; want %s", got, want)
-					}
+			}
+			if n := strings.Count(got[:min(len(got), 5*(limit+3))], "L"); n < 5 {
+				t.Errorf("queues in handling order = %s; want all 5 L within the first %d jobs, got %d", got, 5*(limit+3), n)
+			}
+			if !strings.HasPrefix(got, strings.Repeat("H", limit)) {
+				t.Errorf("queues in handling order = %s; want the first %d from the first queue", got, limit)
+			}
+			// Within each queue, FIFO.
+			var hs, ls []string
+			for _, id := range order {
+				if msgs[id].Stream == high {
+					hs = append(hs, id)
 				} else {
-					// Each L follows at most limit+slots H (the fair fetch
-					// comes after limit jobs; a fetch takes up to 2).
-					runs := strings.Split(strings.TrimRight(got, "L"), "L")
-					for i, r := range runs[:min(len(runs), 5)] {
-						if len(r) > limit+2 {
-							t.Errorf("queues in handling order = %s: run %d of %d H before an L; want at most %d", got, i, len(r), limit+2)
-						}
-					}
-					if strings.Count(got[:min(len(got), 5*(limit+3))], "L") < 5 {
-						t.Errorf("queues in handling order = %s; want all 5 L within the first %d jobs", got, 5*(limit+3))
-					}
+					ls = append(ls, id)
 				}
-				// Within each queue, FIFO.
-				var hs, ls []string
-				for _, id := range order {
-					if msgs[id].Stream == high {
-						hs = append(hs, id)
-					} else {
-						ls = append(ls, id)
-					}
-				}
-				if !slices.Equal(hs, highIDs) || !slices.Equal(ls, lowIDs) {
-					t.Errorf("per-queue order = %v, %v; want %v, %v", hs, ls, highIDs, lowIDs)
-				}
-			})
-		}
+			}
+			if !slices.Equal(hs, highIDs) || !slices.Equal(ls, lowIDs) {
+				t.Errorf("per-queue order = %v, %v; want %v, %v", hs, ls, highIDs, lowIDs)
+			}
+		})
 	}
 }
 
-// A job that always fails is tried MaxAttempts times, then lands in the
+// A job that always fails is tried MaxDeliveries times, then lands in the
 // dead-letter list with the reason; one whose handler returns
 // handler.ErrPermanent (or panics with it) goes there at once.
 func TestQueuePoisonJobDeadLettered(t *testing.T) {
@@ -155,7 +147,7 @@ func TestQueuePoisonJobDeadLettered(t *testing.T) {
 				return nil
 			})
 			opts := fastOptions()
-			opts.MaxAttempts = 3
+			opts.MaxDeliveries = 3
 			var reported atomic.Int64
 			opts.OnError = func(error) { reported.Add(1) }
 			c := m.new(t, rdb, []string{q}, rec, opts)
@@ -589,14 +581,12 @@ func TestQueueRecoverExpiredConsumer(t *testing.T) {
 	}
 }
 
-// One handler, with one middleware chain, runs unchanged on a list queue
-// (both modes) and on a stream consumer group.
-func TestQueueSameHandlerAsStreams(t *testing.T) {
+// One handler, with one middleware chain, runs unchanged on both kinds of
+// list consumer. (integration_test runs it on a stream consumer group too.)
+func TestQueueSameHandlerBothKinds(t *testing.T) {
 	t.Parallel()
 	rdb := redistest.Client(t)
 	q := names(t, rdb)
-	streamKey, grp := redistest.Names(t)
-	t.Cleanup(func() { rdb.Del(context.Background(), streamKey) })
 	type email struct {
 		To string `json:"to"`
 	}
@@ -617,10 +607,6 @@ func TestQueueSameHandlerAsStreams(t *testing.T) {
 	}), handler.Recover(), count, handler.Timeout(time.Minute))
 
 	ctx := context.Background()
-	sp, _ := stream.NewProducer(rdb, streamKey, nil)
-	if _, err := sp.AddPayload(ctx, email{To: "stream@example.com"}); err != nil {
-		t.Fatal(err)
-	}
 	lp, _ := queue.NewProducer(rdb, q+":r", nil)
 	lp.PushPayload(ctx, email{To: "reliable@example.com"})
 	sq, _ := queue.NewProducer(rdb, q+":s", nil)
@@ -630,24 +616,19 @@ func TestQueueSameHandlerAsStreams(t *testing.T) {
 	// (the other tests send fractions).
 	wholeSecondPoll := fastOptions()
 	wholeSecondPoll.PollInterval = time.Second
-	g, err := groupConsumer(rdb, streamKey, grp, h)
-	if err != nil {
-		t.Fatal(err)
-	}
 	runs := []*running{
-		start(t, g.Run),
 		start(t, reliable(t, rdb, []string{q + ":r"}, "w", h, wholeSecondPoll).Run),
 		start(t, simple(t, rdb, []string{q + ":s"}, h, wholeSecondPoll).Run),
 	}
-	eventually(t, 10*time.Second, "three jobs handled", func() bool { return len(seen.counts()) == 3 })
+	eventually(t, 10*time.Second, "two jobs handled", func() bool { return len(seen.counts()) == 2 })
 	for _, r := range runs {
 		if err := r.Stop(); err != nil {
 			t.Errorf("Run = %v; want nil", err)
 		}
 	}
-	want := map[string]int{streamKey + " stream@example.com": 1, q + ":r reliable@example.com": 1, q + ":s simple@example.com": 1}
-	if got := seen.counts(); !mapsEqual(got, want) || wrapped.Load() != 3 {
-		t.Errorf("handled %v through the middleware %d times; want %v, 3", got, wrapped.Load(), want)
+	want := map[string]int{q + ":r reliable@example.com": 1, q + ":s simple@example.com": 1}
+	if got := seen.counts(); !mapsEqual(got, want) || wrapped.Load() != 2 {
+		t.Errorf("handled %v through the middleware %d times; want %v, 2", got, wrapped.Load(), want)
 	}
 }
 
@@ -668,7 +649,8 @@ func TestQueueOptionsInvalid(t *testing.T) {
 		{"empty consumer", []string{"a"}, "", nil},
 		{"negative concurrency", []string{"a"}, "c", &queue.Options{Concurrency: -1}},
 		{"tiny poll", []string{"a"}, "c", &queue.Options{PollInterval: time.Millisecond}},
-		{"heartbeat interval too long", []string{"a"}, "c", &queue.Options{HeartbeatTTL: time.Second, HeartbeatInterval: 600 * time.Millisecond}},
+		{"tiny heartbeat", []string{"a"}, "c", &queue.Options{HeartbeatTTL: time.Millisecond}},
+		{"negative max bytes", []string{"a"}, "c", &queue.Options{MaxBytes: -1}},
 		{"dead letter is a queue", []string{"a", "b"}, "c", &queue.Options{DeadLetterList: "b"}},
 		{"default dead letter is a queue", []string{"a", "{a}:dead"}, "c", nil},
 		{"retry cap below base", []string{"a"}, "c", &queue.Options{RetryBackoff: time.Second, MaxRetryBackoff: time.Millisecond}},

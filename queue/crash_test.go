@@ -326,8 +326,10 @@ func TestQueueListsConnectionCuts(t *testing.T) {
 		return nil
 	})
 	opts := fastOptions()
-	opts.HeartbeatTTL = 30 * time.Second // no recovery by expiry: only resync can find lost jobs
-	opts.SweepInterval = 200 * time.Millisecond
+	// Sweeps (with their resync) every 200ms. One consumer: no other
+	// recovers its jobs when its heartbeat expires, so only resync can
+	// find the jobs of lost fetch replies.
+	opts.HeartbeatTTL = 400 * time.Millisecond
 	var logs lockedBuffer
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c := reliable(t, flaky, []string{q}, "w", rec, opts)

@@ -62,9 +62,9 @@ func FuzzEnvelope(f *testing.F) {
 		if reason := checkCanonical(raw); reason != "" {
 			t.Fatalf("encode() = %q is not canonical: %s", raw, reason)
 		}
-		el := decodeElement(withAttempts(raw, n+1))
+		el := decodeElement(withDeliveries(raw, n+1))
 		if el.bad != "" || el.env.N != n+1 || el.env.ID != "id" || el.env.V[k] != v {
-			t.Fatalf("decode(withAttempts(%q)) = %+v; want n=%d and the same values", raw, el, n+1)
+			t.Fatalf("decode(withDeliveries(%q)) = %+v; want n=%d and the same values", raw, el, n+1)
 		}
 	})
 }

@@ -53,7 +53,7 @@ func ExampleNewReliableConsumer() {
 	host, _ := os.Hostname() // stable across restarts, unique per worker
 	c, err := queue.NewReliableConsumer(rdb, []string{"{jobs}:urgent", "{jobs}:email"}, host,
 		handler.Chain(h, handler.Recover()),
-		&queue.Options{Concurrency: 8, MaxAttempts: 5, Logger: slog.Default()})
+		&queue.Options{Concurrency: 8, MaxDeliveries: 5, Logger: slog.Default()})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/keys"
 )
 
@@ -35,7 +36,7 @@ func DeadLetterKey(queue string) string { return keys.Beside(queue, deadLetterSu
 
 // Names of the helper keys before they were derived with keys.Beside
 // (plain appending), kept for the sweep of old-named processing lists (see
-// [Consumer.sweepLegacy]). They equal the current names for a queue with a
+// reliableSource.sweepLegacy). They equal the current names for a queue with a
 // hash tag.
 func legacyProcessingKey(queue, consumer string) string { return queue + ":processing:" + consumer }
 func legacyHeartbeatKey(queue, consumer string) string  { return queue + ":heartbeat:" + consumer }
@@ -47,28 +48,28 @@ func legacyConsumersKey(queue string) string            { return queue + ":consu
 // touch a queue with its processing list, heartbeat, registry or
 // dead-letter list, so any of them would fail with CROSSSLOT. A simple
 // consumer writes its dead-letter list alone (LPUSH): any name works.
-func (c config) checkSlots() error {
+func (c config) checkSlots(reliable bool) error {
 	first := c.queues[0]
 	for _, q := range c.queues[1:] {
 		if !keys.SameSlot(first, q) {
-			return invalid("on Redis Cluster all queues of a consumer must lie in one slot, since one script reads them all: %q is in slot %d, %q in slot %d; give them the same hash tag, as in \"{jobs}:high\" and \"{jobs}:low\"",
+			return engine.Invalid("on Redis Cluster all queues of a consumer must lie in one slot, since one script reads them all: %q is in slot %d, %q in slot %d; give them the same hash tag, as in \"{jobs}:high\" and \"{jobs}:low\"",
 				first, keys.Slot(first), q, keys.Slot(q))
 		}
 	}
-	if c.mode != modeReliable {
+	if !reliable {
 		return nil
 	}
 	for i, q := range c.queues {
 		for _, h := range []string{ProcessingKey(q, c.consumer), HeartbeatKey(q, c.consumer), ConsumersKey(q)} {
 			if !keys.SameSlot(q, h) {
-				return invalid("on Redis Cluster the queue name %q has an unmatched brace, so its helper key %q hashes to another slot: drop the brace or give the queue a hash tag, as in \"{jobs}:email\"", q, h)
+				return engine.Invalid("on Redis Cluster the queue name %q has an unmatched brace, so its helper key %q hashes to another slot: drop the brace or give the queue a hash tag, as in \"{jobs}:email\"", q, h)
 			}
 		}
 		if d := c.dead[i]; !keys.SameSlot(q, d) {
-			if c.DeadLetterList == "" {
-				return invalid("on Redis Cluster the queue name %q has an unmatched brace, so its default dead-letter list %q hashes to another slot: drop the brace or give the queue a hash tag, as in \"{jobs}:email\"", q, d)
+			if !c.customDead {
+				return engine.Invalid("on Redis Cluster the queue name %q has an unmatched brace, so its default dead-letter list %q hashes to another slot: drop the brace or give the queue a hash tag, as in \"{jobs}:email\"", q, d)
 			}
-			return invalid("on Redis Cluster DeadLetterList %q (slot %d) must lie in the slot of the queue %q (slot %d): give both the same hash tag, such as %q, or leave DeadLetterList empty for %q",
+			return engine.Invalid("on Redis Cluster DeadLetterList %q (slot %d) must lie in the slot of the queue %q (slot %d): give both the same hash tag, such as %q, or leave DeadLetterList empty for %q",
 				d, keys.Slot(d), q, keys.Slot(q), keys.Beside(q, ":failed"), DeadLetterKey(q))
 		}
 	}

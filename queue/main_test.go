@@ -12,7 +12,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/streamgroup/streamgroup/group"
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/redistest"
 	"github.com/streamgroup/streamgroup/queue"
@@ -56,8 +55,7 @@ func fastOptions() *queue.Options {
 		Concurrency:     4,
 		Prefetch:        4,
 		PollInterval:    100 * time.Millisecond,
-		HeartbeatTTL:    600 * time.Millisecond,
-		SweepInterval:   100 * time.Millisecond,
+		HeartbeatTTL:    600 * time.Millisecond, // sweeps every 300ms
 		RetryBackoff:    10 * time.Millisecond,
 		MaxRetryBackoff: 50 * time.Millisecond,
 		DrainTimeout:    5 * time.Second,
@@ -213,10 +211,6 @@ func (s *atomicSet) counts() map[string]int {
 }
 
 func mapsEqual(a, b map[string]int) bool { return maps.Equal(a, b) }
-
-func groupConsumer(rdb redis.UniversalClient, key, grp string, h handler.Handler) (*group.Consumer, error) {
-	return group.NewConsumer(rdb, key, grp, "w", h, &group.Options{Block: 100 * time.Millisecond, DrainTimeout: 5 * time.Second})
-}
 
 // The Run harness and the polling wait are internal/redistest's.
 type running = redistest.Running

@@ -2,26 +2,30 @@ package queue
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
-	"github.com/streamgroup/streamgroup/internal/argerr"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/internal/engine"
 )
 
-// Errors a caller can act on. Each is matched with errors.Is.
+// Errors a caller can act on. Each is matched with errors.Is. The first
+// three are the same values as package group's, so one errors.Is matches
+// whichever consumer returned the error.
 var (
 	// ErrInvalidOptions is wrapped by every error about a bad argument or
 	// option given to NewReliableConsumer or NewSimpleConsumer.
-	ErrInvalidOptions = argerr.ErrInvalid
+	ErrInvalidOptions = engine.ErrInvalidOptions
 	// ErrAlreadyRun is returned by a second call of Run: consumers are
 	// single-use.
-	ErrAlreadyRun = errors.New("queue: Run called more than once")
+	ErrAlreadyRun = engine.ErrAlreadyRun
 	// ErrDrainTimeout is wrapped by the error Run returns when in-flight
-	// handlers did not finish within DrainTimeout. In reliable mode their
-	// jobs stay in the consumer's processing list and are recovered once
-	// its heartbeat expires: nothing is lost. In simple mode they are lost.
-	ErrDrainTimeout = errors.New("queue: drain timeout exceeded")
+	// handlers did not finish within DrainTimeout. A reliable consumer's
+	// jobs stay in its processing list and are recovered once its heartbeat
+	// expires: nothing is lost. A simple consumer's are lost.
+	ErrDrainTimeout = engine.ErrDrainTimeout
 	// ErrNotList is wrapped by the error Run returns when a queue key (or
 	// a processing or dead-letter list) holds another type than a list.
 	// The error names the key; nothing was moved out of it.
@@ -29,61 +33,72 @@ var (
 )
 
 // MaxConcurrency is the largest Concurrency (and Prefetch) accepted.
-const MaxConcurrency = 1 << 16
+const MaxConcurrency = engine.MaxConcurrency
 
-// Defaults. The fields of [Options] document the same values.
+// Defaults of the options that only lists have. The fields of [Options]
+// document them, and those shared with package group.
 const (
-	defaultConcurrency     = 10
-	defaultPollInterval    = time.Second
-	defaultMaxAttempts     = 5
-	defaultStarvationLimit = 20
-	defaultHeartbeatTTL    = 30 * time.Second
-	defaultRetryBackoff    = 5 * time.Second
-	defaultMaxRetryBackoff = 10 * time.Minute
-	defaultAckInterval     = 20 * time.Millisecond
-	defaultAckBatch        = 256
-	defaultDrainTimeout    = 30 * time.Second
-	defaultAckTimeout      = 10 * time.Second
-	deadLetterSuffix       = ":dead"
+	defaultPollInterval = time.Second
+	defaultHeartbeatTTL = 30 * time.Second
+	deadLetterSuffix    = ":dead"
+	// fairEvery is the priority rule: after every fairEvery jobs fetched,
+	// the next fetch first takes one job from each non-empty
+	// lower-priority queue.
+	fairEvery = 20
 )
 
 // Options configures a consumer. A nil *Options means all defaults; the zero
 // value of every field means its default, as documented on the field. The
 // constructors copy the options; changing them afterwards has no effect.
-// Negative values are invalid. Fields marked "reliable mode" are ignored by
-// a simple consumer.
+// Negative values are invalid. HeartbeatTTL applies to a reliable consumer
+// only.
 type Options struct {
 	// Concurrency is the number of jobs handled at once (the number of
 	// handler goroutines). Zero means 10. At most 65536.
 	Concurrency int
 
-	// Prefetch is how many jobs may wait in memory for a free handler. A
-	// fetch is made once at least Prefetch slots are free, taking as many
-	// jobs as there are free slots (Concurrency+Prefetch at most), in one
-	// round trip. Priorities are applied when jobs are fetched: a prefetched
-	// low-priority job is not overtaken by a high-priority job pushed after
-	// it was fetched. Zero means Concurrency. At most 65536.
+	// Prefetch is how many jobs may wait in memory for a free handler,
+	// fetched ahead so that handlers never wait for a round trip. A fetch
+	// is made once at least half of Prefetch fits, taking as many jobs as
+	// fit, in one round trip. Priorities are applied when jobs are fetched:
+	// a prefetched low-priority job is not overtaken by a high-priority job
+	// pushed after it was fetched. At most 65536.
+	//
+	// Zero means adaptive, as for streams: the consumer measures how long
+	// a fetch takes and how long the handler takes, and keeps enough jobs
+	// fetched to cover one fetch at that pace: 2 × Concurrency × fetch time
+	// / handler time, between Concurrency and max(Concurrency, 1024), and
+	// within MaxBytes. Fast handlers then get large batched fetches; slow
+	// ones keep Prefetch at Concurrency, so that one consumer does not
+	// hoard a burst of slow jobs while its peers idle. Set it small when
+	// priority latency matters.
 	Prefetch int
 
+	// MaxBytes bounds the memory a consumer holds in jobs (their field
+	// names and values: in handlers, fetched ahead, waiting for a retry):
+	// fetches are sized to what fits at the average job size, and wait
+	// while it is full. Zero means 64 MiB.
+	MaxBytes int64
+
 	// PollInterval is how long one blocking wait for new jobs lasts (BRPOP
-	// in simple mode; in reliable mode a BLMOVE on the first queue that
-	// moves nothing). In reliable mode it bounds how long a job pushed to a
-	// lower-priority queue waits while the consumer is idle. A stop does
-	// not wait for it: the wait is woken at once (CLIENT UNBLOCK), except
-	// in simple mode when CLIENT UNBLOCK is refused or on Redis Cluster,
-	// where the stop waits up to PollInterval (see the package
-	// documentation, "Connections"). Zero means 1s;
-	// never "forever". Minimum 10ms. A value that is not a whole number of
+	// for a simple consumer; for a reliable one a BLMOVE on the first queue
+	// that moves nothing). For a reliable consumer it bounds how long a job
+	// pushed to a lower-priority queue waits while the consumer is idle. A
+	// stop does not wait for it: the wait is woken at once (CLIENT
+	// UNBLOCK), except for a simple consumer when CLIENT UNBLOCK is refused
+	// or on Redis Cluster, where the stop waits up to PollInterval (see the
+	// package documentation, "Connections"). Zero means 1s; never
+	// "forever". Minimum 10ms. A value that is not a whole number of
 	// seconds is sent as a fraction, and must then be below the client's
 	// ReadTimeout (go-redis's default is 3s).
 	PollInterval time.Duration
 
-	// MaxAttempts is how many deliveries a job gets before it is moved to
-	// the dead-letter list: a handler error on the MaxAttempts-th delivery
+	// MaxDeliveries is how many deliveries a job gets before it is moved to
+	// the dead-letter list: a handler error on the MaxDeliveries-th delivery
 	// dead-letters it, and so does any delivery beyond it (a job whose
-	// handler crashed the process every time, in reliable mode). Zero
-	// means 5.
-	MaxAttempts int64
+	// handler crashed the process every time, for a reliable consumer).
+	// Handlers read the count in Message.Deliveries. Zero means 5.
+	MaxDeliveries int64
 
 	// DeadLetterList is the list that receives jobs that failed
 	// permanently or too often, and malformed envelopes, as JSON records
@@ -95,36 +110,16 @@ type Options struct {
 	// a simple consumer, any name works.
 	DeadLetterList string
 
-	// StrictPriority makes every fetch take jobs from the queues strictly in
-	// the order given: a lower-priority queue is served only when every
-	// queue before it is empty, and may starve. False means the
-	// StarvationLimit rule.
-	StrictPriority bool
-
-	// StarvationLimit: after every StarvationLimit jobs fetched, the next
-	// fetch first takes one job from each non-empty lower-priority queue
-	// (in order), then fills up by priority. A lower-priority queue with
-	// work thus gets at least one job in every StarvationLimit+1 fetched
-	// (plus one fetch's worth of slack), however busy the queues before it
-	// are. Zero means 20. Ignored with StrictPriority or a single queue.
-	StarvationLimit int
-
-	// HeartbeatTTL (reliable mode) is the lifetime of the consumer's
-	// heartbeat key. Once it has expired, any consumer of the queue moves
-	// the jobs of this consumer's processing list back to the queue: it
-	// is how long the jobs of a crashed consumer wait before another
-	// consumer takes them (plus up to SweepInterval). Zero means 30s.
-	// Minimum 10ms.
+	// HeartbeatTTL (reliable consumer) is the lifetime of the consumer's
+	// heartbeat key, renewed every HeartbeatTTL/6. Once it has expired, any
+	// consumer of the queue moves the jobs of this consumer's processing
+	// list back to the queue (each consumer looks every HeartbeatTTL/2):
+	// it is how long the jobs of a crashed consumer wait before another
+	// consumer takes them. A consumer that finds its own heartbeat expired
+	// cancels the handler contexts of the jobs taken from it (cause
+	// context.Cause = a "job taken over by another consumer" error). Zero
+	// means 30s. Minimum 10ms.
 	HeartbeatTTL time.Duration
-
-	// HeartbeatInterval (reliable mode) is how often the heartbeat is
-	// renewed. Zero means HeartbeatTTL/3; at most HeartbeatTTL/2.
-	HeartbeatInterval time.Duration
-
-	// SweepInterval (reliable mode) is the pause between two recovery
-	// sweeps over the queues' consumers, with ±20% jitter; one sweep also
-	// runs at start. Zero means HeartbeatTTL/2.
-	SweepInterval time.Duration
 
 	// RetryBackoff is the delay before the first retry of a failed job;
 	// the n-th retry waits RetryBackoff*2^(n-1), capped by
@@ -136,29 +131,15 @@ type Options struct {
 	// minutes and RetryBackoff.
 	MaxRetryBackoff time.Duration
 
-	// AckInterval (reliable mode) is the longest the removal of a finished
-	// job from the processing list waits to be batched with others. Zero
-	// means 20ms.
-	AckInterval time.Duration
-
-	// AckBatch (reliable mode) is the most removals (LREM) in one
-	// pipeline. Zero means 256.
-	AckBatch int
-
 	// DrainTimeout is how long Run waits, after its context is cancelled,
 	// for in-flight handlers to finish. Past it, handler contexts are
 	// cancelled and Run returns an error wrapping ErrDrainTimeout. Zero
 	// means 30s.
 	DrainTimeout time.Duration
 
-	// AckTimeout bounds the last flush of removals and the hand-back of
-	// unstarted jobs during shutdown, and each dead-lettering. Zero means
-	// 10s.
-	AckTimeout time.Duration
-
 	// Logger receives the consumer's logs, with the attributes consumer
-	// (reliable mode), queue and (per job) id. Nil means no logging, but
-	// for the warning that Redis's maxmemory-policy can evict jobs (see
+	// (reliable consumer) and (per job) id. Nil means no logging, but for
+	// the warning that Redis's maxmemory-policy can evict jobs (see
 	// docs/reliability.md), which then goes to slog.Default(). Job
 	// contents are never logged.
 	Logger *slog.Logger
@@ -176,163 +157,114 @@ type Options struct {
 type Stats struct {
 	Delivered    uint64 // jobs handed to the handler (or dead-lettered unhandled)
 	Acked        uint64 // jobs whose handler returned nil (reliable: removed from the processing list)
-	Failed       uint64 // handler calls that returned an error or panicked
+	Failed       uint64 // handler calls that returned an error, panicked or called runtime.Goexit
 	Retried      uint64 // failures scheduled for another delivery
 	Requeued     uint64 // failed jobs pushed back to the end of their queue (too many retries waiting)
 	DeadLettered uint64 // jobs moved to the dead-letter list
 	Malformed    uint64 // malformed envelopes found (each is also dead-lettered)
 	Recovered    uint64 // reliable: jobs moved back to a queue from a dead consumer's (or this name's earlier) processing list
-	Released     uint64 // fetched jobs handed back to their queue unstarted, at shutdown
+	LeaseLost    uint64 // reliable: held jobs another consumer recovered after this consumer's heartbeat expired
+	Released     uint64 // jobs handed back to their queue at shutdown (fetched and unstarted, or waiting for a retry)
 }
 
-type mode uint8
-
-const (
-	modeSimple mode = iota
-	modeReliable
-)
-
-// config is the normalized configuration of a consumer.
+// config is what the list sources need besides the engine's config.
 type config struct {
-	Options
-	mode     mode
-	queues   []string
-	consumer string // reliable mode only
-	dead     []string
-
+	queues     []string
+	dead       []string // dead-letter list of each queue
+	consumer   string   // reliable only
+	customDead bool     // DeadLetterList was set
+	poll, ttl  time.Duration
+	log        *slog.Logger // Logger, or a discarding one
 	// warnLog receives the maxmemory-policy warning: Logger, or
 	// slog.Default() when Logger is nil, so that a consumer without a
 	// logger still says when at-least-once is void.
 	warnLog *slog.Logger
+	onError func(error)
 }
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalidOptions, fmt.Sprintf(format, args...))
-}
-
-func normalize(m mode, queues []string, consumer string, opts *Options) (config, error) {
-	c := config{mode: m, queues: append([]string(nil), queues...), consumer: consumer}
+// normalize checks the arguments and options as a whole and fills the
+// defaults, for a reliable consumer when consumer is not empty.
+func normalize(rdb redis.UniversalClient, queues []string, consumer string, reliable bool, h handler.Handler, opts *Options) (config, engine.Config, error) {
+	var o Options
 	if opts != nil {
-		c.Options = *opts
+		o = *opts
 	}
-	if len(c.queues) == 0 {
-		return c, invalid("no queue")
+	c := config{queues: append([]string(nil), queues...), consumer: consumer, customDead: o.DeadLetterList != "", poll: o.PollInterval, ttl: o.HeartbeatTTL}
+	fail := func(format string, args ...any) (config, engine.Config, error) {
+		return c, engine.Config{}, engine.Invalid(format, args...)
+	}
+	switch {
+	case rdb == nil:
+		return fail("nil redis client")
+	case h == nil:
+		return fail("nil handler")
+	case len(c.queues) == 0:
+		return fail("no queue")
+	case reliable && consumer == "":
+		return fail("empty consumer name")
+	case c.poll < 0 || c.ttl < 0:
+		return fail("PollInterval and HeartbeatTTL must not be negative")
 	}
 	seen := map[string]bool{}
 	for _, q := range c.queues {
 		if q == "" {
-			return c, invalid("empty queue name")
+			return fail("empty queue name")
 		}
 		if seen[q] {
-			return c, invalid("queue %q listed twice", q)
+			return fail("queue %q listed twice", q)
 		}
 		seen[q] = true
 	}
-	if m == modeReliable && consumer == "" {
-		return c, invalid("empty consumer name")
-	}
-	type check struct {
-		bad  bool
-		name string
-	}
-	for _, ck := range []check{
-		{c.Concurrency < 0, "Concurrency"},
-		{c.Prefetch < 0, "Prefetch"},
-		{c.PollInterval < 0, "PollInterval"},
-		{c.MaxAttempts < 0, "MaxAttempts"},
-		{c.StarvationLimit < 0, "StarvationLimit"},
-		{c.HeartbeatTTL < 0, "HeartbeatTTL"},
-		{c.HeartbeatInterval < 0, "HeartbeatInterval"},
-		{c.SweepInterval < 0, "SweepInterval"},
-		{c.RetryBackoff < 0, "RetryBackoff"},
-		{c.MaxRetryBackoff < 0, "MaxRetryBackoff"},
-		{c.AckInterval < 0, "AckInterval"},
-		{c.AckBatch < 0, "AckBatch"},
-		{c.DrainTimeout < 0, "DrainTimeout"},
-		{c.AckTimeout < 0, "AckTimeout"},
-	} {
-		if ck.bad {
-			return c, invalid("%s must not be negative", ck.name)
-		}
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = defaultConcurrency
-	}
-	if c.Prefetch == 0 {
-		c.Prefetch = c.Concurrency
-	}
-	if c.Concurrency > MaxConcurrency || c.Prefetch > MaxConcurrency {
-		return c, invalid("Concurrency %d and Prefetch %d must each be at most %d", c.Concurrency, c.Prefetch, MaxConcurrency)
-	}
-	if c.PollInterval == 0 {
-		c.PollInterval = defaultPollInterval
-	}
-	if c.PollInterval < 10*time.Millisecond {
-		return c, invalid("PollInterval %v is too small (minimum 10ms)", c.PollInterval)
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = defaultMaxAttempts
-	}
-	if c.StarvationLimit == 0 {
-		c.StarvationLimit = defaultStarvationLimit
-	}
 	for _, q := range c.queues {
-		d := c.DeadLetterList
+		d := o.DeadLetterList
 		if d == "" {
 			d = DeadLetterKey(q)
 		}
 		if seen[d] {
-			return c, invalid("dead-letter list %q is also a queue", d)
+			return fail("dead-letter list %q is also a queue", d)
 		}
 		c.dead = append(c.dead, d)
 	}
-	if c.HeartbeatTTL == 0 {
-		c.HeartbeatTTL = defaultHeartbeatTTL
+	if c.poll == 0 {
+		c.poll = defaultPollInterval
 	}
-	if c.HeartbeatTTL < 10*time.Millisecond {
-		return c, invalid("HeartbeatTTL %v is too small (minimum 10ms)", c.HeartbeatTTL)
+	if c.poll < 10*time.Millisecond {
+		return fail("PollInterval %v is too small (minimum 10ms)", c.poll)
 	}
-	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = c.HeartbeatTTL / 3
+	if c.ttl == 0 {
+		c.ttl = defaultHeartbeatTTL
 	}
-	if c.HeartbeatInterval > c.HeartbeatTTL/2 {
-		return c, invalid("HeartbeatInterval %v must be at most HeartbeatTTL/2 (%v)", c.HeartbeatInterval, c.HeartbeatTTL/2)
+	if c.ttl < 10*time.Millisecond {
+		return fail("HeartbeatTTL %v is too small (minimum 10ms)", c.ttl)
 	}
-	if c.HeartbeatInterval < time.Millisecond {
-		return c, invalid("HeartbeatInterval %v is too small (minimum 1ms)", c.HeartbeatInterval)
+	c.log, c.warnLog, c.onError = o.Logger, o.Logger, o.OnError
+	if o.Logger == nil {
+		c.log, c.warnLog = slog.New(slog.DiscardHandler), slog.Default()
 	}
-	if c.SweepInterval == 0 {
-		c.SweepInterval = c.HeartbeatTTL / 2
+	if reliable {
+		c.log, c.warnLog = c.log.With("consumer", consumer), c.warnLog.With("consumer", consumer)
 	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = defaultRetryBackoff
+	ecfg, err := engine.Config{
+		Handler:         h,
+		Concurrency:     o.Concurrency,
+		Prefetch:        o.Prefetch,
+		MaxBytes:        o.MaxBytes,
+		MaxDeliveries:   o.MaxDeliveries,
+		RetryBackoff:    o.RetryBackoff,
+		MaxRetryBackoff: o.MaxRetryBackoff,
+		DrainTimeout:    o.DrainTimeout,
+		Logger:          c.log,
+		OnError:         o.OnError,
+		Prefix:          "queue",
+		Noun:            "job",
+	}.Normalize()
+	if err != nil {
+		return c, ecfg, err
 	}
-	if c.MaxRetryBackoff == 0 {
-		c.MaxRetryBackoff = max(defaultMaxRetryBackoff, c.RetryBackoff)
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		if err := c.checkSlots(reliable); err != nil {
+			return c, ecfg, err
+		}
 	}
-	if c.MaxRetryBackoff < c.RetryBackoff {
-		return c, invalid("MaxRetryBackoff %v is below RetryBackoff %v", c.MaxRetryBackoff, c.RetryBackoff)
-	}
-	if c.AckInterval == 0 {
-		c.AckInterval = defaultAckInterval
-	}
-	if c.AckBatch == 0 {
-		c.AckBatch = defaultAckBatch
-	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = defaultDrainTimeout
-	}
-	if c.AckTimeout == 0 {
-		c.AckTimeout = defaultAckTimeout
-	}
-	c.warnLog = c.Logger
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-		c.warnLog = slog.Default()
-	}
-	if m == modeReliable {
-		c.Logger = c.Logger.With("consumer", consumer)
-		c.warnLog = c.warnLog.With("consumer", consumer)
-	}
-	return c, nil
+	return c, ecfg, nil
 }

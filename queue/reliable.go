@@ -3,382 +3,298 @@ package queue
 import (
 	"context"
 	"fmt"
-	"strconv"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/streamgroup/streamgroup/internal/backoff"
 	"github.com/streamgroup/streamgroup/internal/blockconn"
-	"github.com/streamgroup/streamgroup/internal/flush"
-	"github.com/streamgroup/streamgroup/stream"
+	"github.com/streamgroup/streamgroup/internal/engine"
 )
 
-// fetchReliable moves up to n jobs from the queues into this consumer's
-// processing lists (one script; see fetch.lua) and returns them.
-func (c *Consumer) fetchReliable(ctx context.Context, n int, fair bool) ([]*job, error) {
-	keys := make([]string, 0, 3*len(c.cfg.queues))
-	for _, q := range c.cfg.queues {
-		keys = append(keys, q, ProcessingKey(q, c.cfg.consumer), ConsumersKey(q))
-	}
-	args := make([]any, 0, 3+n)
-	args = append(args, c.cfg.consumer, n, flag(fair))
-	for _, id := range newIDs(n) {
-		args = append(args, id)
-	}
-	res, err := c.s.fetch.Run(ctx, c.rdb, keys, args...).Slice()
-	if err != nil {
-		// The script may have run and its reply been lost: the jobs it
-		// moved would sit in the processing list unknown to this consumer.
-		// The next fetch first adopts them.
-		c.needResync = true
-		return nil, err
-	}
-	pairs, err := c.scriptJobs(res)
-	if err != nil {
-		return nil, err
-	}
-	jobs := make([]*job, 0, len(pairs))
-	c.mu.Lock()
-	for _, p := range pairs {
-		c.held[p.elem]++
-		jobs = append(jobs, c.reliableJob(p.q, p.elem))
-	}
-	c.mu.Unlock()
-	return jobs, nil
+// reliableSource is the engine's source for a reliable consumer: jobs move
+// from the queues into this consumer's processing lists (one per queue),
+// and leave them when settled, dead-lettered or handed back. Fetching is in
+// reliable_fetch.go; the heartbeat, the detection of lost jobs and the
+// recovery sweep in reliable_keep.go.
+type reliableSource struct {
+	*lists
+
+	// fetchMu serializes the fetch script and resync: a resync running
+	// while a fetch's reply is on its way would adopt the jobs the fetch
+	// moved, and the fetch return them too.
+	fetchMu    sync.Mutex
+	needResync bool // under fetchMu: a fetch's reply was lost
+
+	mu sync.Mutex
+	// held counts the elements known to be in this consumer's processing
+	// lists: those of held deliveries, and the rewrite a bump is trying.
+	held map[string]int
+	// removed, during a resync, counts the elements forgotten since it
+	// began (their removal may have reached Redis after its LRANGE).
+	removed map[string]int
+
+	suspectUntil time.Time // owned by Keep: check held jobs until then
 }
 
-type scriptJob struct {
-	q    int
-	elem string
-}
+var (
+	_ engine.Source  = (*reliableSource)(nil)
+	_ engine.Keeper  = (*reliableSource)(nil)
+	_ engine.Sweeper = (*reliableSource)(nil)
+)
 
-// scriptJobs parses the reply of fetch.lua and pop.lua: {"", i1, e1, ...}
-// or {badKey}.
-func (c *Consumer) scriptJobs(res []any) ([]scriptJob, error) {
-	if len(res) == 0 {
-		return nil, fmt.Errorf("queue: empty script reply")
+func (s *reliableSource) proc(qi int) string { return ProcessingKey(s.cfg.queues[qi], s.cfg.consumer) }
+
+// Start checks the key types, beats and registers, hands back to the
+// queues what this consumer's name left in its processing lists, and
+// recovers the jobs of consumers whose heartbeat expired.
+func (s *reliableSource) Start(ctx context.Context) error {
+	if err := s.start(ctx); err != nil {
+		return err
 	}
-	if bad, _ := res[0].(string); bad != "" {
-		return nil, notList(bad, "")
+	if _, err := s.beat(ctx); err != nil {
+		return err
 	}
-	out := make([]scriptJob, 0, (len(res)-1)/2)
-	for i := 1; i+1 < len(res); i += 2 {
-		qi, ok1 := res[i].(int64)
-		elem, ok2 := res[i+1].(string)
-		if !ok1 || !ok2 || qi < 1 || int(qi) > len(c.cfg.queues) {
-			return nil, fmt.Errorf("queue: unexpected script reply element %T %T", res[i], res[i+1])
+	for qi, q := range s.cfg.queues {
+		n, err := s.s.recover.Run(ctx, s.rdb,
+			[]string{q, s.proc(qi), HeartbeatKey(q, s.cfg.consumer), ConsumersKey(q)}, s.cfg.consumer, "1").Int64()
+		if err != nil {
+			return err
 		}
-		out = append(out, scriptJob{q: int(qi) - 1, elem: elem})
-	}
-	return out, nil
-}
-
-// reliableJob decodes an element of queue qi's processing list.
-func (c *Consumer) reliableJob(qi int, elem string) *job {
-	el := decodeElement(elem)
-	j := &job{q: qi, elem: elem, bad: el.bad}
-	j.msg = stream.Message{ID: el.env.ID, Stream: c.cfg.queues[qi], Values: el.env.V, Deliveries: el.env.N}
-	if el.plain { // only if another program wrote into the processing list
-		j.bad = "plain string in a processing list"
-	}
-	return j
-}
-
-func flag(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
-}
-
-// seconds formats d for a blocking command's timeout argument.
-func seconds(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
-}
-
-// wait blocks on wc until the first queue has a job or PollInterval
-// passes, without moving anything: BLMOVE from the queue to itself, tail
-// to tail. Lower-priority queues are not watched; the next fetch looks at
-// them. When ctx ends, the wait is woken (CLIENT UNBLOCK, or by closing
-// wc: the job a lost reply named is still where it was).
-func (c *Consumer) wait(ctx context.Context, wc *blockconn.Conn) error {
-	q := c.cfg.queues[0]
-	d := c.cfg.PollInterval
-	return wc.Block(ctx, func(rdb redis.UniversalClient) error {
-		if d%time.Second == 0 {
-			return rdb.BLMove(ctx, q, q, "RIGHT", "RIGHT", d).Err()
-		}
-		return rdb.Do(ctx, "blmove", q, q, "RIGHT", "RIGHT", seconds(d)).Err()
-	})
-}
-
-// resync adopts up to n jobs that sit in this consumer's processing lists
-// without the consumer knowing them: those moved by a fetch whose reply was
-// lost (including one that go-redis retried by itself after a network
-// error, so that no error ever surfaced). It runs after a fetch failed and
-// every SweepInterval. An element counts as known while it is held, and
-// also when it was forgotten after the resync began (its removal may have
-// reached Redis after the LRANGE).
-func (c *Consumer) resync(ctx context.Context, n int) ([]*job, error) {
-	c.mu.Lock()
-	c.removed = make(map[string]int)
-	c.mu.Unlock()
-	pipe := c.rdb.Pipeline()
-	cmds := make([]*redis.StringSliceCmd, len(c.cfg.queues))
-	for i, q := range c.cfg.queues {
-		cmds[i] = pipe.LRange(ctx, ProcessingKey(q, c.cfg.consumer), 0, -1)
-	}
-	_, err := pipe.Exec(ctx)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	removed := c.removed
-	c.removed = nil
-	if err != nil {
-		return nil, err
-	}
-	var jobs []*job
-	more := false
-	seen := make(map[string]int)
-	for qi, cmd := range cmds {
-		for _, e := range cmd.Val() {
-			seen[e]++
-			if seen[e] <= c.held[e]+removed[e] {
-				continue
-			}
-			if len(jobs) == n {
-				more = true
-				continue
-			}
-			removed[e]++ // counts as known from now on in this pass
-			jobs = append(jobs, c.reliableJob(qi, e))
+		if n > 0 {
+			s.recovered.Add(uint64(n))
+			s.log.Info("handed back jobs this consumer's name left in its processing list", "queue", q, "count", n)
 		}
 	}
-	for _, j := range jobs {
-		c.held[j.elem]++
-	}
-	c.needResync = more
-	if len(jobs) > 0 {
-		c.log.Warn("adopted jobs left in the processing list by a fetch whose reply was lost", "count", len(jobs))
-	}
-	return jobs, nil
+	return s.recoverDead(ctx)
 }
 
-// ackLoop flushes queued removals in batches: when AckBatch are queued,
-// else AckInterval after the first one queued, and a last time when ctx
-// ends, with a context of its own (AckTimeout), so finished work is removed
-// even during shutdown.
-func (c *Consumer) ackLoop(ctx context.Context) {
-	flush.Loop(ctx, c.ackWake, c.cfg.AckBatch, c.cfg.AckInterval, c.transientBackoff,
-		c.ackPending, c.flushAcks, func(err error) { c.transient("LREM", err) })
-	c.finalFlush()
+func (s *reliableSource) Fetchers() []engine.Fetcher {
+	return []engine.Fetcher{&reliableFetcher{s: s, wc: blockconn.New(s.rdb, blockconn.UnblockOrClose)}}
 }
 
-// ackPending returns how many removals are queued.
-func (c *Consumer) ackPending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.ackBuf)
-}
-
-func (c *Consumer) finalFlush() {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.AckTimeout)
-	defer cancel()
-	for attempt := 0; ; attempt++ {
-		err := c.flushAcks(ctx)
-		if err == nil {
-			c.mu.Lock()
-			n := len(c.ackBuf)
-			c.mu.Unlock()
-			if n == 0 {
-				return
-			}
-			continue
-		}
-		if ctx.Err() != nil {
-			c.mu.Lock()
-			n := len(c.ackBuf)
-			c.mu.Unlock()
-			c.log.Error("final removal of finished jobs failed; they stay in the processing list and will run again after recovery", "count", n, "err", err)
-			c.report(fmt.Errorf("queue: final removal of %d finished jobs: %w", n, err))
-			return
-		}
-		if !backoff.Sleep(ctx, c.transientBackoff.Delay(attempt)) {
-			return
+// Stop deregisters the consumer from the queues whose processing list is
+// empty (see leave.lua). Jobs left in a processing list (a handler that
+// outlived DrainTimeout, a removal that failed) are recovered once the
+// heartbeat expires.
+func (s *reliableSource) Stop(ctx context.Context) {
+	for qi, q := range s.cfg.queues {
+		n, err := s.s.leave.Run(ctx, s.rdb,
+			[]string{s.proc(qi), HeartbeatKey(q, s.cfg.consumer), ConsumersKey(q)}, s.cfg.consumer).Int64()
+		switch {
+		case err != nil:
+			s.log.Warn("cannot deregister; the heartbeat will expire", "queue", q, "err", err)
+		case n == 0:
+			s.log.Warn("processing list not empty at exit; its jobs are recovered once the heartbeat expires", "queue", q)
 		}
 	}
 }
 
-// flushAcks removes up to AckBatch finished jobs from the processing lists,
-// each with LREM count -1 of its exact element, in one pipeline. Jobs whose
-// removal failed go back to the buffer. A fetch pushes jobs at the head of
-// the processing list and jobs mostly finish in the order they were
-// fetched, so searching from the tail (-1) finds a finished job near where
-// it starts instead of after every job fetched since.
-func (c *Consumer) flushAcks(ctx context.Context) error {
-	c.mu.Lock()
-	n := min(len(c.ackBuf), c.cfg.AckBatch)
-	batch := append([]*job(nil), c.ackBuf[:n]...)
-	c.ackBuf = c.ackBuf[n:]
-	c.mu.Unlock()
-	if n == 0 {
+// hold counts elem as held; s.mu must be held.
+func (s *reliableSource) hold(elem string) { s.held[elem]++ }
+
+// unholdLocked drops one count of elem; s.mu must be held.
+func (s *reliableSource) unholdLocked(elem string) {
+	if n := s.held[elem]; n > 1 {
+		s.held[elem] = n - 1
+	} else {
+		delete(s.held, elem)
+	}
+	if s.removed != nil {
+		s.removed[elem]++
+	}
+}
+
+// forgetLocked drops j from the held elements, once; s.mu must be held.
+func (s *reliableSource) forgetLocked(j *job) {
+	if j.gone {
+		return
+	}
+	j.gone = true
+	s.unholdLocked(j.elem)
+	if j.next != "" {
+		s.unholdLocked(j.next)
+		j.next = ""
+	}
+}
+
+// Settle removes finished jobs from the processing lists, each with LREM
+// count -1 of its exact element, in one pipeline. A fetch pushes jobs at
+// the head of the processing list and jobs mostly finish in the order they
+// were fetched, so searching from the tail (-1) finds a finished job near
+// where it starts instead of after every job fetched since.
+func (s *reliableSource) Settle(ctx context.Context, ds []*engine.Delivery) error {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(ds))
+	s.mu.Lock()
+	for i, d := range ds {
+		if j := jobOf(d); !j.gone { // else removed by an earlier call, or lost
+			cmds[i] = pipe.LRem(ctx, s.proc(j.q), -1, j.elem)
+		}
+	}
+	s.mu.Unlock()
+	if pipe.Len() == 0 {
 		return nil
 	}
-	pipe := c.rdb.Pipeline()
-	cmds := make([]*redis.IntCmd, n)
-	for i, j := range batch {
-		cmds[i] = pipe.LRem(ctx, ProcessingKey(c.cfg.queues[j.q], c.cfg.consumer), -1, j.elem)
-	}
 	_, execErr := pipe.Exec(ctx)
-	var failed []*job
-	c.mu.Lock()
+	failed := false
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for i, cmd := range cmds {
-		j := batch[i]
-		if cmd.Err() != nil {
-			j.acked = true
-			failed = append(failed, j)
+		if cmd == nil {
 			continue
 		}
-		c.forgetLocked(j.elem)
-		c.c.acked.Add(1)
-		if cmd.Val() == 0 && !j.acked {
-			c.log.Warn("finished job no longer in the processing list: another consumer recovered it after this consumer's heartbeat expired, and may run it again",
-				"queue", c.cfg.queues[j.q], "id", j.msg.ID)
+		j := jobOf(ds[i])
+		if cmd.Err() != nil {
+			j.removing, failed = true, true
+			continue
 		}
+		if cmd.Val() == 0 && !j.removing {
+			s.log.Warn("finished job no longer in the processing list: another consumer recovered it after this consumer's heartbeat expired, and may run it again",
+				"queue", s.cfg.queues[j.q], "id", ds[i].Msg.ID)
+		}
+		s.forgetLocked(j)
 	}
-	if len(failed) > 0 {
-		c.ackBuf = append(failed, c.ackBuf...)
-	}
-	c.mu.Unlock()
-	if len(failed) > 0 {
+	if failed {
 		return execErr
 	}
 	return nil
 }
 
-// heartbeatLoop renews the heartbeat every HeartbeatInterval until ctx
-// ends.
-func (c *Consumer) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(c.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := c.beat(ctx); err != nil && ctx.Err() == nil {
-			c.transient("heartbeat", err)
-		}
-	}
-}
-
-// beat sets the heartbeat key of every queue (SET PX HeartbeatTTL) and
-// registers the consumer in every queue's consumer set, in one pipeline.
-func (c *Consumer) beat(ctx context.Context) error {
-	now := time.Now().UnixMilli()
-	pipe := c.rdb.Pipeline()
-	for _, q := range c.cfg.queues {
-		pipe.Set(ctx, HeartbeatKey(q, c.cfg.consumer), now, c.cfg.HeartbeatTTL)
-		pipe.SAdd(ctx, ConsumersKey(q), c.cfg.consumer)
-	}
-	_, err := pipe.Exec(ctx)
-	return err
-}
-
-// sweepLoop runs a recovery sweep every SweepInterval (±20%).
-func (c *Consumer) sweepLoop(ctx context.Context) {
-	for {
-		if !backoff.Sleep(ctx, backoff.Jitter(c.cfg.SweepInterval, 0.2)) {
-			return
-		}
-		if err := c.sweep(ctx); err != nil && ctx.Err() == nil {
-			c.transient("recovery sweep", err)
-		}
-	}
-}
-
-// sweep moves the jobs of every registered consumer whose heartbeat has
-// expired back to the front of their queue, and deregisters it (one script
-// per consumer and queue; see recover.lua).
-func (c *Consumer) sweep(ctx context.Context) error {
-	for _, q := range c.cfg.queues {
-		members, err := c.rdb.SMembers(ctx, ConsumersKey(q)).Result()
-		if err != nil {
-			return err
-		}
-		for _, m := range members {
-			if m == c.cfg.consumer {
-				continue
-			}
-			n, err := c.s.recover.Run(ctx, c.rdb,
-				[]string{q, ProcessingKey(q, m), HeartbeatKey(q, m), ConsumersKey(q)}, m, "0").Int64()
-			if err != nil {
-				return err
-			}
-			if n > 0 {
-				c.c.recovered.Add(uint64(n))
-				c.log.Warn("recovered the jobs of a consumer whose heartbeat expired", "queue", q, "dead_consumer", m, "count", n)
-			}
-		}
-	}
-	return c.sweepLegacy(ctx)
-}
-
-// sweepLegacy does what sweep does for the keys named as before the helper
-// keys were derived with keys.Beside: "<queue>:processing:<consumer>",
-// "<queue>:heartbeat:<consumer>", registered in "<queue>:consumers". A
-// consumer of an older version that is still running, or that died, keeps
-// its jobs there; once its heartbeat has expired they go back to the queue,
-// so an upgrade strands none. The names differ only for a queue without a
-// hash tag, which could not run on Redis Cluster before (CROSSSLOT), so a
-// cluster client skips it.
-func (c *Consumer) sweepLegacy(ctx context.Context) error {
-	if _, ok := c.rdb.(*redis.ClusterClient); ok {
-		return nil
-	}
-	for _, q := range c.cfg.queues {
-		reg := legacyConsumersKey(q)
-		if reg == ConsumersKey(q) {
+// Redeliver rewrites the element of each failed job in its processing
+// list with the delivery count incremented (bump.lua, one call per queue),
+// and returns those still there. The new element counts as held before the
+// rewrite is sent, so that a resync never adopts it; after a failed call
+// the same rewrite is tried again (bump.lua accepts one already done).
+func (s *reliableSource) Redeliver(ctx context.Context, ds []*engine.Delivery) ([]*engine.Delivery, error) {
+	var out []*engine.Delivery
+	for qi, qds := range s.byQueue(ds) {
+		if len(qds) == 0 {
 			continue
 		}
-		members, err := c.rdb.SMembers(ctx, reg).Result()
+		args := make([]any, 0, 2*len(qds))
+		s.mu.Lock()
+		for _, d := range qds {
+			j := jobOf(d)
+			if j.next == "" {
+				j.next = withDeliveries(j.elem, d.Msg.Deliveries+1)
+				s.hold(j.next)
+			}
+			args = append(args, j.elem, j.next)
+		}
+		s.mu.Unlock()
+		res, err := s.s.bump.Run(ctx, s.rdb, []string{s.proc(qi)}, args...).Int64Slice()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for _, m := range members {
-			n, err := c.s.recover.Run(ctx, c.rdb,
-				[]string{q, legacyProcessingKey(q, m), legacyHeartbeatKey(q, m), reg}, m, "0").Int64()
-			if err != nil {
-				return err
+		s.mu.Lock()
+		for i, d := range qds {
+			j := jobOf(d)
+			if i >= len(res) || res[i] == 0 {
+				s.forgetLocked(j)
+				s.log.Info("failed job no longer in the processing list (recovered by another consumer); not retried", "queue", s.cfg.queues[qi], "id", d.Msg.ID)
+				continue
 			}
-			if n > 0 {
-				c.c.recovered.Add(uint64(n))
-				c.log.Warn("recovered the jobs of an older version's consumer whose heartbeat expired (old key names)", "queue", q, "dead_consumer", m, "count", n)
-			}
+			s.unholdLocked(j.elem)
+			j.elem, j.next = j.next, ""
+			d.Msg.Deliveries++
+			out = append(out, d)
 		}
+		s.mu.Unlock()
 	}
-	return nil
+	return out, nil
 }
 
-// leave deregisters the consumer from the queues whose processing list is
-// empty (see leave.lua). Jobs left in a processing list (a handler that
-// outlived DrainTimeout, a removal that failed) are recovered once the
-// heartbeat expires.
-func (c *Consumer) leave() {
-	if !c.reliable() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.AckTimeout)
-	defer cancel()
-	for _, q := range c.cfg.queues {
-		n, err := c.s.leave.Run(ctx, c.rdb,
-			[]string{ProcessingKey(q, c.cfg.consumer), HeartbeatKey(q, c.cfg.consumer), ConsumersKey(q)}, c.cfg.consumer).Int64()
-		switch {
-		case err != nil:
-			c.log.Warn("cannot deregister; the heartbeat will expire", "queue", q, "err", err)
-		case n == 0:
-			c.log.Warn("processing list not empty at exit; its jobs are recovered once the heartbeat expires", "queue", q)
+// DeadLetter moves d to the dead-letter list with a record of it, atomically
+// with its removal from the processing list (move.lua).
+func (s *reliableSource) DeadLetter(ctx context.Context, d *engine.Delivery, reason string) (bool, error) {
+	j := jobOf(d)
+	s.mu.Lock()
+	elem := j.elem
+	s.mu.Unlock()
+	rec := encodeDead(s.cfg.queues[j.q], s.cfg.consumer, d.Msg.ID, d.Msg.Deliveries, reason, elem)
+	n, err := s.move(ctx, j.q, s.cfg.dead[j.q], "L", []*engine.Delivery{d}, []string{rec})
+	return n == 1, err
+}
+
+// Release moves jobs from the processing lists back to their queues: with
+// now to the front (the first of ds first in line), with the delivery
+// count each had before (Msg.Deliveries); without, to the back (a failed
+// job while too many wait for a retry).
+func (s *reliableSource) Release(ctx context.Context, ds []*engine.Delivery, now bool) (int, error) {
+	total := 0
+	for qi, qds := range s.byQueue(ds) {
+		if len(qds) == 0 {
+			continue
+		}
+		pushed := make([]string, len(qds))
+		s.mu.Lock()
+		for i, d := range qds {
+			j := jobOf(d)
+			pushed[i] = j.elem
+			if d.Bad == "" && checkCanonical(j.elem) == "" {
+				pushed[i] = withDeliveries(j.elem, d.Msg.Deliveries)
+			}
+		}
+		s.mu.Unlock()
+		dir := "L"
+		if now {
+			// RPUSH in reverse, so the first (fetched first) ends up at
+			// the very front.
+			dir = "R"
+			qds = slices.Clone(qds)
+			slices.Reverse(qds)
+			slices.Reverse(pushed)
+		}
+		n, err := s.move(ctx, qi, s.cfg.queues[qi], dir, qds, pushed)
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if !now {
+			s.requeued.Add(uint64(n))
+			s.log.Info("too many retries waiting; failed jobs pushed back to the end of their queue", "queue", s.cfg.queues[qi], "count", n)
 		}
 	}
+	return total, nil
+}
+
+// move moves the jobs ds of queue qi from the processing list to the list
+// dest, pushing pushed[i] for ds[i] ("L": LPUSH, "R": RPUSH, in order),
+// each only if its element is still there (move.lua), and returns how
+// many moved. The jobs are forgotten either way.
+func (s *reliableSource) move(ctx context.Context, qi int, dest, dir string, ds []*engine.Delivery, pushed []string) (int, error) {
+	args := make([]any, 0, 1+2*len(ds))
+	args = append(args, dir)
+	s.mu.Lock()
+	for i, d := range ds {
+		args = append(args, jobOf(d).elem, pushed[i])
+	}
+	s.mu.Unlock()
+	res, err := s.s.move.Run(ctx, s.rdb, []string{s.proc(qi), dest}, args...).Int64Slice()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	s.mu.Lock()
+	for i, d := range ds {
+		if i < len(res) && res[i] == 1 {
+			n++
+		}
+		s.forgetLocked(jobOf(d))
+	}
+	s.mu.Unlock()
+	return n, nil
+}
+
+// withDeliveries returns the canonical envelope elem with its delivery
+// count set to n. elem must be canonical (see checkCanonical).
+func withDeliveries(elem string, n int64) string {
+	rest := elem[len(canonicalPrefix):]
+	i := 0
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	return fmt.Sprintf("%s%d%s", canonicalPrefix, n, rest[i:])
 }
