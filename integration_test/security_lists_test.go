@@ -32,8 +32,9 @@ var (
 	// UNBLOCK to wake its own BRPOP at a stop.
 	listSimpleACL = []string{"type", "rpop", "brpop", "lpush", "rpush", "evalsha", "eval", "client|unblock"}
 
-	// A reliable consumer: the type check (TYPE); the heartbeat (SET) and
-	// registry (SADD); the fetch script (TYPE, LMOVE, LSET, SADD) and the
+	// A reliable consumer: the type check (TYPE); the heartbeat (SET ...
+	// GET) and registry (SADD), and after an expired heartbeat the check
+	// of its held jobs (LPOS); the fetch script (TYPE, LMOVE, LSET, SADD) and the
 	// wait for jobs (BLMOVE); removal of finished jobs (LREM) and the
 	// resync of its processing lists (LRANGE); the retry script (LPOS,
 	// LSET); the move script for dead letters and hand-backs (LPOS,
@@ -85,14 +86,14 @@ func (r *listRecorder) Handle(ctx context.Context, m *stream.Message) error {
 
 func listOptions(errs *secErrors) *queue.Options {
 	return &queue.Options{
-		Concurrency:  1,
-		Prefetch:     2,
-		PollInterval: 100 * time.Millisecond,
-		MaxAttempts:  2,
-		HeartbeatTTL: 300 * time.Millisecond, // sweeps and resyncs every 150ms
-		RetryBackoff: 10 * time.Millisecond,
-		DrainTimeout: 10 * time.Second,
-		OnError:      errs.add,
+		Concurrency:   1,
+		Prefetch:      2,
+		PollInterval:  100 * time.Millisecond,
+		MaxDeliveries: 2,
+		HeartbeatTTL:  300 * time.Millisecond, // sweeps and resyncs every 150ms
+		RetryBackoff:  10 * time.Millisecond,
+		DrainTimeout:  10 * time.Second,
+		OnError:       errs.add,
 	}
 }
 
@@ -137,7 +138,7 @@ func stopWhileWaiting(t *testing.T, admin *redis.Client, role string, newConsume
 
 // listFlow runs one consumer on q through the whole list flow: jobs that
 // succeed, one retried once, one failing permanently and one failing until
-// MaxAttempts (two dead letters), plus extra jobs already waiting for it (a
+// MaxDeliveries (two dead letters), plus extra jobs already waiting for it (a
 // dead consumer's, for a reliable consumer to recover); then, at a
 // graceful stop, two fetched jobs that no handler started go back to the
 // queue while an in-flight one finishes. prod pushes the jobs.
@@ -169,8 +170,8 @@ func listFlow(t *testing.T, admin *redis.Client, prod *queue.Producer, q string,
 	}
 
 	if reliable {
-		// The resync of the processing lists (LRANGE) runs every
-		// SweepInterval.
+		// The resync of the processing lists (LRANGE) runs in every
+		// sweep (HeartbeatTTL/2).
 		eventually(t, 10*time.Second, "a resync", func() bool { return commandsCalled(t, admin)["lrange"] })
 	}
 
@@ -372,7 +373,6 @@ func TestACLListsMissingPermission(t *testing.T) {
 			}
 			var errs secErrors
 			opts := listOptions(&errs)
-			opts.AckTimeout = time.Second // the final removal when LREM is refused
 			rec := newListRecorder()
 			var c *queue.Consumer
 			var err error

@@ -90,22 +90,21 @@ func planQueues(cfg config) []int {
 
 // listOptions are the options of the workers' reliable consumers.
 // Odd-numbered workers prefetch as many jobs as they handle at once; the
-// others prefetch 2 and serve the low queue more often.
+// others prefetch 2.
 func listOptions(odd bool) *queue.Options {
 	o := &queue.Options{
 		Concurrency:     workerConcurrency,
 		PollInterval:    500 * time.Millisecond, // below the clients' 1s ReadTimeout
-		MaxAttempts:     maxDeliveries,
+		MaxDeliveries:   maxDeliveries,
 		HeartbeatTTL:    listHeartbeatTTL,
 		RetryBackoff:    50 * time.Millisecond,
 		MaxRetryBackoff: 300 * time.Millisecond,
 		DrainTimeout:    workerDrain,
-		AckTimeout:      3 * time.Second,
 	}
 	if odd {
 		o.Prefetch = workerConcurrency
 	} else {
-		o.Prefetch, o.StarvationLimit = 2, 5
+		o.Prefetch = 2
 	}
 	return o
 }
@@ -271,10 +270,10 @@ func (t *listsTarget) disrupt(ctx context.Context, log *slog.Logger) error {
 }
 
 // vetDeadLetter checks that a poison job was dead-lettered for its own
-// failure (or for MaxAttempts) from the queue it was pushed to.
+// failure (or for MaxDeliveries) from the queue it was pushed to.
 func (t *listsTarget) vetDeadLetter(i int, d deadLetter) string {
 	switch {
-	case !strings.Contains(d.reason, errPoison.Error()) && !strings.Contains(d.reason, "MaxAttempts"):
+	case !strings.Contains(d.reason, errPoison.Error()) && !strings.Contains(d.reason, "MaxDeliveries"):
 		return fmt.Sprintf("poison job %s was dead-lettered for an unexpected reason: %s", d.key, d.reason)
 	case listQueues[t.queueOf[i]] != d.from:
 		return fmt.Sprintf("poison job %s was dead-lettered from %s, not from the queue it was pushed to", d.key, d.from)

@@ -29,7 +29,7 @@ const workerCommand = "worker"
 // and retries happen many times in a run.
 const (
 	workerConcurrency = 8
-	maxDeliveries     = 30 // MaxDeliveries (streams) and MaxAttempts (lists): far above what faults can add to a healthy job
+	maxDeliveries     = 30 // MaxDeliveries (streams and lists): far above what faults can add to a healthy job
 	workerDrain       = 10 * time.Second
 )
 
