@@ -87,17 +87,18 @@ func (e *Engine) handBack() {
 		return
 	}
 	// In the order they were fetched, so that a list source puts them back
-	// in queue order.
+	// in queue order. Each Release puts its batch first in line, so the
+	// batches go last first.
 	slices.SortFunc(ds, func(a, b *Delivery) int { return cmp.Compare(a.seq, b.seq) })
 	ctx, cancel := context.WithTimeout(context.Background(), SettleTimeout)
 	defer cancel()
 	released := 0
-	for start := 0; start < len(ds); start += batchMax {
-		batch := ds[start:min(start+batchMax, len(ds))]
+	for end := len(ds); end > 0; end -= batchMax {
+		batch := ds[max(end-batchMax, 0):end]
 		n, err := e.src.Release(ctx, batch, true)
 		if err != nil {
-			e.log.Warn("could not hand back "+e.cfg.Noun+"s no handler runs; they stay held in Redis and run again later", "count", len(ds)-start, "err", err)
-			e.report(fmt.Errorf("%s: hand back %d %ss: %w", e.cfg.Prefix, len(ds)-start, e.cfg.Noun, err))
+			e.log.Warn("could not hand back "+e.cfg.Noun+"s no handler runs; they stay held in Redis and run again later", "count", end, "err", err)
+			e.report(fmt.Errorf("%s: hand back %d %ss: %w", e.cfg.Prefix, end, e.cfg.Noun, err))
 			break
 		}
 		released += n

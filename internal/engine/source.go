@@ -94,8 +94,10 @@ type Source interface {
 
 	// Release hands deliveries back so that any consumer can take them,
 	// each with the delivery count in its Msg.Deliveries. With now set
-	// (shutdown, surplus), at once and first in line; without (too many
-	// failures waiting for a retry), behind the work already waiting.
+	// (shutdown, surplus), at once and first in line, the first of ds
+	// first (the engine releases a long run in batches, the last batch
+	// first); without (too many failures waiting for a retry), behind the
+	// work already waiting.
 	// It reports how many it handed back (those still owned).
 	Release(ctx context.Context, ds []*Delivery, now bool) (int, error)
 
