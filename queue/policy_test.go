@@ -124,3 +124,50 @@ while redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT') do end`
 		t.Errorf("jobs left = %d; want 0", n)
 	}
 }
+
+// A stop hands the fetched, unstarted jobs back to the front of the queue
+// in their order, however many (the engine releases them in batches).
+func TestQueueLargeHandBackKeepsOrder(t *testing.T) {
+	t.Parallel()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			rdb := redistest.Client(t)
+			q := names(t, rdb)
+			ids := push(t, rdb, q, 300)
+			release := make(chan struct{})
+			rec := newRecorder(func(ctx context.Context, msg *stream.Message) error {
+				<-release
+				return nil
+			})
+			opts := fastOptions()
+			opts.Concurrency, opts.Prefetch = 1, 250
+			c := m.new(t, rdb, []string{q}, rec, opts)
+			run := start(t, c.Run)
+			eventually(t, 10*time.Second, "251 jobs fetched", func() bool { return llen(t, rdb, q) == 49 && rec.calls() == 1 })
+			run.Cancel()
+			eventually(t, 10*time.Second, "the unstarted jobs handed back", func() bool { return llen(t, rdb, q) == 299 })
+			close(release)
+			if err := run.Wait(t, 10*time.Second); err != nil {
+				t.Errorf("Run = %v; want nil", err)
+			}
+			left, _ := rdb.LRange(context.Background(), q, 0, -1).Result()
+			var leftIDs []string
+			for i := len(left) - 1; i >= 0; i-- {
+				var env struct {
+					ID string `json:"id"`
+				}
+				_ = jsonUnmarshal(left[i], &env)
+				leftIDs = append(leftIDs, env.ID)
+			}
+			if !slices.Equal(leftIDs, ids[1:]) {
+				for i := range min(len(leftIDs), len(ids)-1) {
+					if leftIDs[i] != ids[i+1] {
+						t.Errorf("queue after the hand-back differs from the push order at %d of %d (%s, want %s)", i, len(leftIDs), leftIDs[i], ids[i+1])
+						break
+					}
+				}
+			}
+		})
+	}
+}
