@@ -132,22 +132,16 @@ func (e *Engine) processGuarded(d *Delivery, msg *stream.Message, timed bool) {
 // per worker, reused, so handing it over costs no allocation (handlers must
 // not keep it, nor change Values; see docs/semantics.md).
 func (e *Engine) process(d *Delivery, msg *stream.Message, timed bool) {
-	switch {
-	case d.Bad != "":
-		if _, ok := e.begin(d, false); !ok {
-			return
-		}
-		e.deadLetter(d, d.Bad)
-		return
-	case d.Msg.Deliveries > e.cfg.MaxDeliveries:
-		if _, ok := e.begin(d, false); !ok {
-			return
-		}
-		e.deadLetter(d, fmt.Sprintf("delivered %d times, more than MaxDeliveries (%d), without finishing: the handler crashed or stalled", d.Msg.Deliveries, e.cfg.MaxDeliveries))
+	ctx, ok := e.begin(d)
+	if !ok {
 		return
 	}
-	ctx, ok := e.begin(d, true)
-	if !ok {
+	if ctx == nil { // malformed, or delivered too often: dead-lettered unhandled
+		reason := d.Bad
+		if reason == "" {
+			reason = fmt.Sprintf("delivered %d times, more than MaxDeliveries (%d), without finishing: the handler crashed or stalled", d.Msg.Deliveries, e.cfg.MaxDeliveries)
+		}
+		e.deadLetter(d, reason)
 		return
 	}
 	*msg = d.Msg
@@ -163,16 +157,18 @@ func (e *Engine) process(d *Delivery, msg *stream.Message, timed bool) {
 }
 
 // begin moves d from queued to inHandler, giving it a context of its own
-// when a handler is to run. It reports false when d is no longer held (the
-// drain handed it back, or another consumer took it).
-func (e *Engine) begin(d *Delivery, handle bool) (ctx context.Context, ok bool) {
+// unless it is to be dead-lettered unhandled (Bad, or more than
+// MaxDeliveries: read here, under e.mu, as the drain's hand-back changes
+// the count of queued deliveries). It reports false when d is no longer
+// held (the drain handed it back, or another consumer took it).
+func (e *Engine) begin(d *Delivery) (ctx context.Context, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if d.state != queued {
 		return nil, false
 	}
 	d.state = inHandler
-	if handle {
+	if d.Bad == "" && d.Msg.Deliveries <= e.cfg.MaxDeliveries {
 		ctx, d.cancel = context.WithCancelCause(e.base)
 	}
 	return ctx, true
