@@ -71,6 +71,13 @@ func TestSameHandlerStreamsAndLists(t *testing.T) {
 		redistest.Go(t, rc.Run),
 		redistest.Go(t, sc.Run),
 	}
+	defer func() {
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("handled: %v", seen)
+			mu.Unlock()
+		}
+	}()
 	redistest.Eventually(t, 10*time.Second, "three jobs handled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
