@@ -76,28 +76,22 @@ func NewSimpleConsumer(rdb redis.UniversalClient, queues []string, h handler.Han
 
 // Run consumes until ctx is cancelled, then shuts down gracefully.
 //
-// It first checks Redis's maxmemory-policy: a policy other than noeviction
-// is logged at Warn (Redis may evict jobs), once per client (see
-// docs/reliability.md). It checks the keys' types; a reliable consumer
-// then registers (heartbeat), hands back to the queues the jobs its name
-// left in its processing lists, and recovers those of consumers whose
-// heartbeat expired. Then it fetches jobs (a reliable consumer into its
-// processing lists), as many as fit in its free handler slots and prefetch
-// per round trip, removes each finished job, retries failed ones with
-// backoff, dead-letters those that fail permanently or too often, and (a
-// reliable consumer) renews its heartbeat and sweeps for dead consumers.
+// It checks Redis's maxmemory-policy (a policy other than noeviction is
+// logged at Warn, once per client) and the keys' types; a reliable consumer
+// registers (heartbeat), hands back what its name left in its processing
+// lists and recovers those of consumers whose heartbeat expired. Then it
+// fetches, handles, settles, retries and dead-letters (see the package
+// documentation).
 //
 // When ctx is cancelled Run stops fetching, hands the jobs no handler runs
-// (fetched and unstarted, or waiting for a retry) back to the front of
-// their queues, waits up to DrainTimeout for in-flight handlers (their
-// contexts are not cancelled until then), flushes removals, deregisters (a
-// reliable consumer whose processing lists are empty) and returns nil.
-// Past DrainTimeout it returns an error wrapping [ErrDrainTimeout]. Redis
-// outages, and a Redis at maxmemory that refuses writes with OOM (policy
-// noeviction), are ridden out with capped, jittered backoff; Run returns
-// early with an error only for problems that waiting cannot fix, such as a
-// key of the wrong type (an error wrapping [ErrNotList], naming the key) or
-// a missing permission. A second call returns [ErrAlreadyRun].
+// back to the front of their queues, waits up to DrainTimeout for in-flight
+// handlers (their contexts are not cancelled until then), flushes removals,
+// deregisters (a reliable consumer with empty processing lists) and returns
+// nil; past DrainTimeout, an error wrapping [ErrDrainTimeout]. Redis
+// outages and OOM refusals are ridden out with capped, jittered backoff;
+// Run returns early only for errors that waiting cannot fix: a key of the
+// wrong type ([ErrNotList], naming the key), a missing permission. A
+// second call returns [ErrAlreadyRun].
 func (c *Consumer) Run(ctx context.Context) error { return c.eng.Run(ctx) }
 
 // Stats returns a snapshot of the consumer's counters.

@@ -36,7 +36,7 @@ func DeadLetterKey(queue string) string { return keys.Beside(queue, deadLetterSu
 
 // Names of the helper keys before they were derived with keys.Beside
 // (plain appending), kept for the sweep of old-named processing lists (see
-// reliableSource.sweepLegacy). They equal the current names for a queue with a
+// reliableSource.recoverDead). They equal the current names for a queue with a
 // hash tag.
 func legacyProcessingKey(queue, consumer string) string { return queue + ":processing:" + consumer }
 func legacyHeartbeatKey(queue, consumer string) string  { return queue + ":heartbeat:" + consumer }

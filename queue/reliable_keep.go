@@ -126,62 +126,42 @@ func (s *reliableSource) Sweep(ctx context.Context, n int) ([]*engine.Delivery, 
 
 // recoverDead moves the jobs of every registered consumer whose heartbeat
 // has expired back to the front of their queue, and deregisters it (one
-// script per consumer and queue; see recover.lua).
+// script per consumer and queue; see recover.lua). It does the same for
+// the keys named as before the helper keys were derived with keys.Beside
+// ("<queue>:processing:<consumer>", "<queue>:heartbeat:<consumer>",
+// registered in "<queue>:consumers"), so that an upgrade strands none of
+// the jobs of an older version's consumer. Those names differ only for a
+// queue without a hash tag, which could not run on Redis Cluster before
+// (CROSSSLOT), so a cluster client skips them.
 func (s *reliableSource) recoverDead(ctx context.Context) error {
+	_, cluster := s.rdb.(*redis.ClusterClient)
 	for _, q := range s.cfg.queues {
-		members, err := s.rdb.SMembers(ctx, ConsumersKey(q)).Result()
-		if err != nil {
-			return err
-		}
-		for _, m := range members {
-			if m == s.cfg.consumer {
+		for _, k := range []struct {
+			reg, what   string
+			proc, heart func(q, m string) string
+		}{
+			{ConsumersKey(q), "a consumer", ProcessingKey, HeartbeatKey},
+			{legacyConsumersKey(q), "an older version's consumer (old key names)", legacyProcessingKey, legacyHeartbeatKey},
+		} {
+			if k.what != "a consumer" && (cluster || k.reg == ConsumersKey(q)) {
 				continue
 			}
-			if err := s.recoverOne(ctx, q, ProcessingKey(q, m), HeartbeatKey(q, m), ConsumersKey(q), m, "a consumer"); err != nil {
+			members, err := s.rdb.SMembers(ctx, k.reg).Result()
+			if err != nil {
 				return err
 			}
-		}
-	}
-	return s.sweepLegacy(ctx)
-}
-
-// recoverOne runs recover.lua for the consumer m (what names it in logs).
-func (s *reliableSource) recoverOne(ctx context.Context, q, proc, beat, reg, m, what string) error {
-	n, err := s.s.recover.Run(ctx, s.rdb, []string{q, proc, beat, reg}, m, "0").Int64()
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		s.recovered.Add(uint64(n))
-		s.log.Warn("recovered the jobs of "+what+" whose heartbeat expired", "queue", q, "dead_consumer", m, "count", n)
-	}
-	return nil
-}
-
-// sweepLegacy does what recoverDead does for the keys named as before the
-// helper keys were derived with keys.Beside:
-// "<queue>:processing:<consumer>", "<queue>:heartbeat:<consumer>",
-// registered in "<queue>:consumers". A consumer of an older version that is
-// still running, or that died, keeps its jobs there; once its heartbeat has
-// expired they go back to the queue, so an upgrade strands none. The names
-// differ only for a queue without a hash tag, which could not run on Redis
-// Cluster before (CROSSSLOT), so a cluster client skips it.
-func (s *reliableSource) sweepLegacy(ctx context.Context) error {
-	if _, ok := s.rdb.(*redis.ClusterClient); ok {
-		return nil
-	}
-	for _, q := range s.cfg.queues {
-		reg := legacyConsumersKey(q)
-		if reg == ConsumersKey(q) {
-			continue
-		}
-		members, err := s.rdb.SMembers(ctx, reg).Result()
-		if err != nil {
-			return err
-		}
-		for _, m := range members {
-			if err := s.recoverOne(ctx, q, legacyProcessingKey(q, m), legacyHeartbeatKey(q, m), reg, m, "an older version's consumer (old key names)"); err != nil {
-				return err
+			for _, m := range members {
+				if m == s.cfg.consumer && k.reg == ConsumersKey(q) {
+					continue
+				}
+				n, err := s.s.recover.Run(ctx, s.rdb, []string{q, k.proc(q, m), k.heart(q, m), k.reg}, m, "0").Int64()
+				if err != nil {
+					return err
+				}
+				if n > 0 {
+					s.recovered.Add(uint64(n))
+					s.log.Warn("recovered the jobs of "+k.what+" whose heartbeat expired", "queue", q, "dead_consumer", m, "count", n)
+				}
 			}
 		}
 	}
