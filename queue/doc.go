@@ -27,7 +27,8 @@
 // moves the processing list of a consumer whose heartbeat expired back to
 // the front of its queue. A consumer restarting under its own name first
 // hands back what its earlier life left. A consumer that finds its own
-// heartbeat expired and its jobs taken cancels their handlers' contexts.
+// heartbeat expired and its jobs taken cancels their handlers' contexts
+// (cause handler.ErrLeaseLost).
 // Delivery is at least once, never exactly once.
 //
 // A simple consumer ([NewSimpleConsumer]) gives AT-MOST-ONCE delivery. It

@@ -111,13 +111,13 @@ type Options struct {
 	DeadLetterList string
 
 	// HeartbeatTTL (reliable consumer) is the lifetime of the consumer's
-	// heartbeat key, renewed every HeartbeatTTL/6. Once it has expired, any
+	// heartbeat key, renewed every HeartbeatTTL/3. Once it has expired, any
 	// consumer of the queue moves the jobs of this consumer's processing
 	// list back to the queue (each consumer looks every HeartbeatTTL/2):
 	// it is how long the jobs of a crashed consumer wait before another
 	// consumer takes them. A consumer that finds its own heartbeat expired
-	// cancels the handler contexts of the jobs taken from it (cause
-	// context.Cause = a "job taken over by another consumer" error). Zero
+	// cancels the handler contexts of the jobs taken from it (with cause
+	// handler.ErrLeaseLost) and drops their results. Zero
 	// means 30s. Minimum 10ms.
 	HeartbeatTTL time.Duration
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/streamgroup/streamgroup/internal/engine"
+	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/redistest"
 	"github.com/streamgroup/streamgroup/queue"
 	"github.com/streamgroup/streamgroup/stream"
@@ -66,7 +66,7 @@ func TestQueueHandlerGoexit(t *testing.T) {
 
 // A reliable consumer whose heartbeat expired, and whose processing list
 // another consumer recovered meanwhile, cancels the handler of the job it
-// lost (context.Cause: engine.ErrLeaseLost) and does not remove that job
+// lost (context.Cause: handler.ErrLeaseLost) and does not remove that job
 // from anywhere; fetched again, the job runs with its delivery counted.
 func TestQueueLostJobCancelsHandler(t *testing.T) {
 	t.Parallel()
@@ -103,7 +103,7 @@ while redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT') do end`
 	}
 	select {
 	case err := <-cause:
-		if !errors.Is(err, engine.ErrLeaseLost) {
+		if !errors.Is(err, handler.ErrLeaseLost) {
 			t.Errorf("handler context cause = %v; want ErrLeaseLost", err)
 		}
 	case <-time.After(10 * time.Second):

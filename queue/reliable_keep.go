@@ -15,17 +15,17 @@ import (
 // a TTL (HeartbeatTTL). Once it has expired, any consumer of the queue
 // moves the consumer's processing list back to the queue (recover.lua).
 
-// KeepInterval is a third of HeartbeatTTL: the engine calls Keep every
-// half of it, so the heartbeat is renewed six times per TTL.
-func (s *reliableSource) KeepInterval() time.Duration { return s.cfg.ttl / 3 }
+// KeepInterval is HeartbeatTTL, how long a beat keeps the jobs safe: the
+// engine calls Keep every third of it.
+func (s *reliableSource) KeepInterval() time.Duration { return s.cfg.ttl }
 
 // Keep renews the heartbeat, and returns the held jobs that another
 // consumer recovered: when the heartbeat had expired before this beat, the
 // processing list may have been recovered meanwhile, and the jobs of held
 // that are no longer in it are lost (their handlers are cancelled). The
-// engine passes the jobs not kept for a KeepInterval; jobs fetched just
-// before the expiry are passed within a KeepInterval, so they are checked
-// for two KeepIntervals after an expiry was seen.
+// engine passes the jobs not kept for a third of KeepInterval; jobs
+// fetched just before the expiry are passed within two thirds of it, so
+// they are checked for a whole KeepInterval after an expiry was seen.
 func (s *reliableSource) Keep(ctx context.Context, held []*engine.Delivery) ([]*engine.Delivery, error) {
 	expired, err := s.beat(ctx)
 	if err != nil {
@@ -34,7 +34,7 @@ func (s *reliableSource) Keep(ctx context.Context, held []*engine.Delivery) ([]*
 	now := time.Now()
 	if expired {
 		s.log.Warn("heartbeat had expired; checking that the held jobs were not recovered by another consumer")
-		s.suspectUntil = now.Add(2 * s.KeepInterval())
+		s.suspectUntil = now.Add(s.KeepInterval())
 	}
 	if len(held) == 0 || now.After(s.suspectUntil) {
 		return nil, nil
