@@ -13,6 +13,7 @@ import (
 	"github.com/streamgroup/streamgroup/group"
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/redistest"
+	"github.com/streamgroup/streamgroup/queue"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -162,10 +163,51 @@ func targetIndex(name string) int {
 	panic(fmt.Sprintf("no burst target %q", name))
 }
 
-var burstTargetNames = []string{"stream"}
+func listBurstTarget(t testing.TB, rdb redis.UniversalClient, reliable bool) burstTarget {
+	key, _ := redistest.Names(t)
+	q := key + ":q"
+	p, err := queue.NewProducer(rdb, q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "simple list"
+	if reliable {
+		name = "reliable list"
+	}
+	return burstTarget{
+		name: name,
+		publish: func(t testing.TB, n int, slow bool) {
+			for start := 0; start < n; start += 500 {
+				batch := make([]map[string]any, 0, 500)
+				for range min(500, n-start) {
+					batch = append(batch, map[string]any{"slow": slow})
+				}
+				if _, err := p.PushBatch(context.Background(), batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
+		consume: func(t testing.TB, name string, concurrency int, h handler.Handler) *running {
+			opts := &queue.Options{Concurrency: concurrency}
+			var c *queue.Consumer
+			var err error
+			if reliable {
+				c, err = queue.NewReliableConsumer(rdb, []string{q}, name, h, opts)
+			} else {
+				c, err = queue.NewSimpleConsumer(rdb, []string{q}, h, opts)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return start(t, c.Run)
+		},
+	}
+}
+
+var burstTargetNames = []string{"stream", "reliable list", "simple list"}
 
 // burstTargets returns a fresh target of every kind, on fresh keys.
 func burstTargets(t testing.TB) []burstTarget {
 	rdb := redistest.Client(t)
-	return []burstTarget{streamBurstTarget(t, rdb)}
+	return []burstTarget{streamBurstTarget(t, rdb), listBurstTarget(t, rdb, true), listBurstTarget(t, rdb, false)}
 }
