@@ -13,34 +13,35 @@ import (
 // idle: one consumer took 62 of a burst of 64 jobs of 100ms, the other 2.
 // The watch notices the jump before the first slow handler returns: every
 // watchEvery, with every worker busy and work queued, the completions it
-// saw bound the handler time from below (Concurrency × watchEvery /
-// completions). A bound well above the estimate replaces it, and the
-// queued jobs beyond the new prefetch are handed back at once (Release with
-// now), where idle consumers take them.
+// saw bound the handler time from below (Concurrency × the time since the
+// last look / completions). A bound above the estimate replaces it, and
+// the queued jobs beyond the prefetch at that handler time are handed back
+// at once (Release with now), where idle consumers take them. In a steady
+// state nothing is queued beyond the prefetch (the credits stop it), so
+// only a jump hands anything back.
 const watchEvery = 10 * time.Millisecond
 
 func (e *Engine) watchLoop(ctx context.Context) error {
 	tick := time.NewTicker(watchEvery)
 	defer tick.Stop()
-	last := e.finished.Load()
+	last, lastAt := e.finished.Load(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
 		}
-		done := e.finished.Load()
-		n := done - last
-		last = done
+		done, now := e.finished.Load(), time.Now()
+		n, window := done-last, now.Sub(lastAt)
+		last, lastAt = done, now
 		queued := len(e.queue)
 		if queued == 0 || int(e.running.Load()) < e.cfg.Concurrency {
 			continue
 		}
-		bound := time.Duration(e.cfg.Concurrency) * watchEvery / time.Duration(max(n, 1))
-		if bound <= 4*time.Duration(e.handlerNs.Load()) {
-			continue
+		bound := time.Duration(e.cfg.Concurrency) * window / time.Duration(max(n, 1))
+		if int64(bound) > e.handlerNs.Load() {
+			e.handlerNs.Store(int64(bound))
 		}
-		e.handlerNs.Store(int64(bound))
 		if surplus := queued - e.prefetch(); surplus >= e.cfg.Concurrency {
 			e.shed(surplus)
 		}
