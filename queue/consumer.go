@@ -206,11 +206,8 @@ func (l *lists) byQueue(ds []*engine.Delivery) [][]*engine.Delivery {
 	return out
 }
 
-// release hands ds back queue by queue with push, which moves the jobs of
-// one queue in the order given with dir ("R": RPUSH, "L": LPUSH) and
-// returns how many moved. With now, to the front of the queue, the first
-// of ds first in line (so they are pushed in reverse); without (a failed
-// job while too many wait for a retry), to the back.
+// release hands ds back with push, per queue: with now to the front (RPUSH
+// in reverse, the first of ds first in line), else to the back (LPUSH).
 func (l *lists) release(ds []*engine.Delivery, now bool, push func(qi int, qds []*engine.Delivery, dir string) (int, error)) (int, error) {
 	total := 0
 	for qi, qds := range l.byQueue(ds) {
@@ -262,13 +259,10 @@ func (l *lists) scriptJobs(res []any) ([]scriptJob, error) {
 	return out, nil
 }
 
-// fairness is the priority rule of one fetch loop: after every fairEvery
-// jobs fetched, the next fetch first takes one job from each non-empty
-// lower-priority queue.
+// fairness is the priority rule of one fetch loop (see fairEvery).
 type fairness struct{ since int }
 
-// next reports whether the next fetch of a consumer of queues is a fair
-// one, as the flag the scripts take.
+// next returns the scripts' flag: "1" when the next fetch is a fair one.
 func (f *fairness) next(queues int) string {
 	if queues > 1 && f.since >= fairEvery {
 		return "1"

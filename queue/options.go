@@ -13,9 +13,8 @@ import (
 	"github.com/streamgroup/streamgroup/internal/redischeck"
 )
 
-// Errors a caller can act on. Each is matched with errors.Is. The first
-// three are the same values as package group's, so one errors.Is matches
-// whichever consumer returned the error.
+// Errors a caller can act on, matched with errors.Is. The first three are
+// package group's values too.
 var (
 	// ErrInvalidOptions is wrapped by every error about a bad argument or
 	// option given to NewReliableConsumer or NewSimpleConsumer.
@@ -28,9 +27,8 @@ var (
 	// jobs stay in its processing list and are recovered once its heartbeat
 	// expires: nothing is lost. A simple consumer's are lost.
 	ErrDrainTimeout = engine.ErrDrainTimeout
-	// ErrNotList is wrapped by the error Run returns when a queue key (or
-	// a processing or dead-letter list) holds another type than a list.
-	// The error names the key; nothing was moved out of it.
+	// ErrNotList is wrapped by the error Run returns, naming the key, when
+	// a queue, processing or dead-letter list holds another type.
 	ErrNotList = errors.New("queue: key is not a list")
 )
 
@@ -148,8 +146,7 @@ type Stats struct {
 	Released     uint64 // jobs handed back to their queue at shutdown (fetched and unstarted, or waiting for a retry)
 }
 
-// newLists checks the arguments and options as a whole and fills the
-// defaults, for a reliable consumer when reliable is set.
+// newLists checks the arguments and options and fills the defaults.
 func newLists(rdb redis.UniversalClient, queues []string, consumer string, reliable bool, h handler.Handler, opts *Options) (*lists, engine.Config, error) {
 	var o Options
 	if opts != nil {
@@ -163,8 +160,6 @@ func newLists(rdb redis.UniversalClient, queues []string, consumer string, relia
 	switch {
 	case rdb == nil:
 		return fail("nil redis client")
-	case h == nil:
-		return fail("nil handler")
 	case len(queues) == 0:
 		return fail("no queue")
 	case reliable && consumer == "":

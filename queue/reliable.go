@@ -13,26 +13,20 @@ import (
 )
 
 // reliableSource is the engine's source for a reliable consumer: jobs move
-// from the queues into this consumer's processing lists (one per queue),
-// and leave them when settled, dead-lettered or handed back. Fetching is in
-// reliable_fetch.go; the heartbeat, the detection of lost jobs and the
-// recovery sweep in reliable_keep.go.
+// from the queues into its processing lists (one per queue), and leave them
+// when settled, dead-lettered or handed back. Fetching is in
+// reliable_fetch.go; heartbeat, lost jobs and recovery in reliable_keep.go.
 type reliableSource struct {
 	*lists
 
-	// fetchMu serializes the fetch script and resync: a resync running
-	// while a fetch's reply is on its way would adopt the jobs the fetch
-	// moved, and the fetch return them too.
+	// fetchMu serializes fetch.lua and resync, which would otherwise adopt
+	// the jobs of a fetch whose reply is on its way.
 	fetchMu    sync.Mutex
 	needResync bool // under fetchMu: a fetch's reply was lost
 
-	mu sync.Mutex
-	// held counts the elements known to be in this consumer's processing
-	// lists: those of held deliveries, and the rewrite a bump is trying.
-	held map[string]int
-	// removed, during a resync, counts the elements forgotten since it
-	// began (their removal may have reached Redis after its LRANGE).
-	removed map[string]int
+	mu      sync.Mutex
+	held    map[string]int // elements known in the processing lists: held jobs', and bumps being tried
+	removed map[string]int // during a resync: elements forgotten since it began
 
 	suspectUntil time.Time // owned by Keep: check held jobs until then
 }
@@ -45,9 +39,8 @@ var (
 
 func (s *reliableSource) proc(qi int) string { return ProcessingKey(s.queues[qi], s.consumer) }
 
-// Start checks the key types, beats and registers, hands back to the
-// queues what this consumer's name left in its processing lists, and
-// recovers the jobs of consumers whose heartbeat expired.
+// Start checks the key types, beats, hands back what this consumer's name
+// left in its processing lists, and recovers those of expired consumers.
 func (s *reliableSource) Start(ctx context.Context) error {
 	if err := s.start(ctx); err != nil {
 		return err
@@ -75,9 +68,8 @@ func (s *reliableSource) Fetchers() []engine.Fetcher {
 }
 
 // Stop deregisters the consumer from the queues whose processing list is
-// empty (leave.lua). Jobs left in a processing list (a handler that
-// outlived DrainTimeout, a removal that failed) are recovered once the
-// heartbeat expires.
+// empty (leave.lua); jobs left in one are recovered once the heartbeat
+// expires.
 func (s *reliableSource) Stop(ctx context.Context) {
 	for qi, q := range s.queues {
 		n, err := leaveScript.Run(ctx, s.rdb, []string{s.proc(qi), HeartbeatKey(q, s.consumer), ConsumersKey(q)}, s.consumer).Int64()
@@ -161,10 +153,9 @@ func (s *reliableSource) Settle(ctx context.Context, ds []*engine.Delivery) erro
 }
 
 // Redeliver rewrites the element of each failed job in its processing
-// list with the delivery count incremented (bump.lua, one call per queue),
-// and returns those still there. The new element counts as held before the
-// rewrite is sent, so that a resync never adopts it; after a failed call
-// the same rewrite is tried again (bump.lua accepts one already done).
+// list with the delivery count incremented (bump.lua, per queue), and
+// returns those still there. The new element is held before the rewrite
+// is sent (a resync never adopts it), and is tried again after a failure.
 func (s *reliableSource) Redeliver(ctx context.Context, ds []*engine.Delivery) ([]*engine.Delivery, error) {
 	var out []*engine.Delivery
 	for qi, qds := range s.byQueue(ds) {
@@ -234,10 +225,9 @@ func (s *reliableSource) Release(ctx context.Context, ds []*engine.Delivery, now
 	})
 }
 
-// move moves the jobs ds of queue qi from the processing list to the list
-// dest, pushing pushed[i] for ds[i] ("L": LPUSH, "R": RPUSH, in order),
-// each only if its element is still there (move.lua), and returns how
-// many moved. The jobs are forgotten either way.
+// move moves the jobs ds of queue qi still in the processing list to the
+// list dest, pushing pushed[i] for ds[i] with dir (move.lua), returns how
+// many moved, and forgets them all.
 func (s *reliableSource) move(ctx context.Context, qi int, dest, dir string, ds []*engine.Delivery, pushed []string) (int, error) {
 	args := make([]any, 0, 1+2*len(ds))
 	args = append(args, dir)

@@ -23,9 +23,8 @@ func (s *simpleSource) Start(ctx context.Context) error { return s.start(ctx) }
 func (s *simpleSource) Stop(context.Context)            {}
 
 // Fetchers returns the one fetch loop. Its BRPOP blocks on a connection of
-// its own, never closed with the BRPOP in flight (UnblockOnly): the job
-// popped is in the reply and nowhere else, so a stop whose CLIENT UNBLOCK
-// is refused waits for the BRPOP to end, up to PollInterval.
+// its own, never closed in flight (UnblockOnly): the popped job is only in
+// the reply, so a stop whose CLIENT UNBLOCK is refused waits for it.
 func (s *simpleSource) Fetchers() []engine.Fetcher {
 	return []engine.Fetcher{&simpleFetcher{s: s, wc: blockconn.New(s.rdb, blockconn.UnblockOnly)}}
 }
@@ -126,9 +125,8 @@ func (f *simpleFetcher) Fetch(ctx context.Context, n int) ([]*engine.Delivery, e
 	}
 	ds := make([]*engine.Delivery, len(jobs))
 	for i, j := range jobs {
-		// A plain string gets an ID of its own here, kept if the job is
-		// written back (a requeued retry, a dead letter, a hand-back).
 		el := decodeElement(j.elem)
+		// A plain string gets an ID, kept if the job is written back.
 		if el.plain {
 			el.env.ID = newIDs(1)[0]
 		}
