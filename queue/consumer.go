@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -12,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/handler"
-	"github.com/streamgroup/streamgroup/internal/backoff"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/redischeck"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
@@ -20,15 +20,11 @@ import (
 )
 
 // Consumer handles the jobs of one or more Redis lists with a
-// [handler.Handler] on a bounded pool of goroutines. It is reliable
+// [handler.Handler] on a bounded pool of goroutines, on the same engine as
+// a stream consumer group (package group). It is reliable
 // ([NewReliableConsumer]) or simple ([NewSimpleConsumer]); see the package
-// documentation for what each guarantees. Both run on the same engine as a
-// stream consumer group (package group): the same prefetch, retries,
-// dead-lettering, drain and Stats.
-//
-// A Consumer is single-use: create it with a constructor, call
-// [Consumer.Run] once. Its methods are safe for concurrent use. The zero
-// value is not usable.
+// documentation. A Consumer is single-use: call [Consumer.Run] once. Its
+// methods are safe for concurrent use. The zero value is not usable.
 type Consumer struct {
 	eng  *engine.Engine
 	base *lists
@@ -46,15 +42,15 @@ type Consumer struct {
 // negative or inconsistent options) give an error wrapping
 // [ErrInvalidOptions]. The consumer never closes rdb.
 func NewReliableConsumer(rdb redis.UniversalClient, queues []string, consumer string, h handler.Handler, opts *Options) (*Consumer, error) {
-	cfg, ecfg, err := normalize(rdb, queues, consumer, true, h, opts)
+	l, ecfg, err := newLists(rdb, queues, consumer, true, h, opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &reliableSource{lists: newLists(rdb, cfg), held: make(map[string]int)}
-	for _, q := range cfg.queues {
-		s.typeKeys = append(s.typeKeys, ProcessingKey(q, consumer))
+	s := &reliableSource{lists: l, held: make(map[string]int)}
+	for _, q := range queues {
+		l.typeKeys = append(l.typeKeys, ProcessingKey(q, consumer))
 	}
-	return &Consumer{eng: engine.New(s, ecfg), base: s.lists}, nil
+	return &Consumer{eng: engine.New(s, ecfg), base: l}, nil
 }
 
 // NewSimpleConsumer returns a consumer that pops jobs from queues (BRPOP,
@@ -66,32 +62,22 @@ func NewReliableConsumer(rdb redis.UniversalClient, queues []string, consumer st
 // Invalid arguments give an error wrapping [ErrInvalidOptions]. The
 // consumer never closes rdb.
 func NewSimpleConsumer(rdb redis.UniversalClient, queues []string, h handler.Handler, opts *Options) (*Consumer, error) {
-	cfg, ecfg, err := normalize(rdb, queues, "", false, h, opts)
+	l, ecfg, err := newLists(rdb, queues, "", false, h, opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &simpleSource{lists: newLists(rdb, cfg)}
-	return &Consumer{eng: engine.New(s, ecfg), base: s.lists}, nil
+	return &Consumer{eng: engine.New(&simpleSource{l}, ecfg), base: l}, nil
 }
 
-// Run consumes until ctx is cancelled, then shuts down gracefully.
-//
-// It checks Redis's maxmemory-policy (a policy other than noeviction is
-// logged at Warn, once per client) and the keys' types; a reliable consumer
-// registers (heartbeat), hands back what its name left in its processing
-// lists and recovers those of consumers whose heartbeat expired. Then it
-// fetches, handles, settles, retries and dead-letters (see the package
-// documentation).
-//
-// When ctx is cancelled Run stops fetching, hands the jobs no handler runs
-// back to the front of their queues, waits up to DrainTimeout for in-flight
-// handlers (their contexts are not cancelled until then), flushes removals,
-// deregisters (a reliable consumer with empty processing lists) and returns
-// nil; past DrainTimeout, an error wrapping [ErrDrainTimeout]. Redis
-// outages and OOM refusals are ridden out with capped, jittered backoff;
-// Run returns early only for errors that waiting cannot fix: a key of the
+// Run consumes until ctx is cancelled, then shuts down gracefully: it stops
+// fetching, hands the jobs no handler runs back to the front of their
+// queues, waits up to DrainTimeout for in-flight handlers (their contexts
+// are not cancelled until then), settles, deregisters and returns nil;
+// past DrainTimeout, an error wrapping [ErrDrainTimeout]. Redis outages
+// and OOM refusals are ridden out with capped, jittered backoff; Run
+// returns early only for errors that waiting cannot fix: a key of the
 // wrong type ([ErrNotList], naming the key), a missing permission. A
-// second call returns [ErrAlreadyRun].
+// second call returns [ErrAlreadyRun]. docs/semantics.md has the details.
 func (c *Consumer) Run(ctx context.Context) error { return c.eng.Run(ctx) }
 
 // Stats returns a snapshot of the consumer's counters.
@@ -111,37 +97,30 @@ func (c *Consumer) Stats() Stats {
 	}
 }
 
-// lists is what both list sources share: the client, the configuration,
-// the scripts, the counters only a list source knows, and the parts of the
-// engine.Source interface that do not depend on the kind.
+// lists is what both list sources share: the configuration, the counters
+// only a list source knows, and the parts of engine.Source that do not
+// depend on the kind.
 type lists struct {
-	rdb      redis.UniversalClient
-	cfg      config
-	s        scripts
-	log      *slog.Logger
-	typeKeys []string // every list the consumer uses, checked at start
+	rdb        redis.UniversalClient
+	queues     []string
+	dead       []string // dead-letter list of each queue
+	consumer   string   // reliable only
+	customDead bool     // DeadLetterList was set
+	poll, ttl  time.Duration
+	log, warn  *slog.Logger // see redischeck.Loggers
+	onError    func(error)  // never nil
+	typeKeys   []string     // every list the consumer uses, checked at start
 
 	keys                           atomic.Uint64 // Delivery.Key tokens handed out
 	requeued, malformed, recovered atomic.Uint64
 	evictionChecked                bool // owned by Start
 }
 
-func newLists(rdb redis.UniversalClient, cfg config) *lists {
-	l := &lists{rdb: rdb, cfg: cfg, s: newScripts(), log: cfg.log}
-	l.typeKeys = append(append([]string(nil), cfg.queues...), cfg.dead...)
-	return l
-}
-
 // start checks the maxmemory-policy (once) and the types of the keys.
 func (l *lists) start(ctx context.Context) error {
 	if !l.evictionChecked {
 		l.evictionChecked = true
-		// A policy other than noeviction is logged at Warn, a refused
-		// CONFIG GET at Info, once per client.
-		redischeck.AtStart(ctx, l.rdb, l.cfg.warnLog, backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}, func(err error) {
-			l.log.Warn("redis unavailable; retrying", "op", "check maxmemory-policy", "err", err)
-			l.report(fmt.Errorf("queue: check maxmemory-policy: %w", err))
-		})
+		redischeck.AtStart(ctx, l.rdb, l.warn, l.log, l.onError, "queue")
 	}
 	return l.checkTypes(ctx)
 }
@@ -159,23 +138,18 @@ func (l *lists) checkTypes(ctx context.Context) error {
 	}
 	for i, cmd := range cmds {
 		if t := cmd.Val(); t != "list" && t != "none" {
-			return notList(l.typeKeys[i], t)
+			return notList(l.typeKeys[i], "a "+t)
 		}
 	}
 	return nil
 }
 
-func notList(key, typ string) error {
-	if typ == "" {
-		return fmt.Errorf("%w: key %q holds another type", ErrNotList, key)
-	}
-	return fmt.Errorf("%w: key %q holds a %s", ErrNotList, key, typ)
+func notList(key, what string) error {
+	return fmt.Errorf("%w: key %q holds %s", ErrNotList, key, what)
 }
 
-// Classify says what the engine does about a Redis error: wait out an
-// outage or a Redis out of memory (OOM: at maxmemory with the noeviction
-// policy, Redis refuses writes until memory is freed); stop on anything
-// else, with an error naming the key of the wrong type for WRONGTYPE.
+// Classify waits out an outage or a Redis out of memory (OOM), and stops
+// on anything else, naming the key of the wrong type for WRONGTYPE.
 func (l *lists) Classify(op string, err error) (engine.Action, error) {
 	switch {
 	case errors.Is(err, ErrNotList):
@@ -190,59 +164,72 @@ func (l *lists) Classify(op string, err error) (engine.Action, error) {
 	case rediserr.IsTransient(err), rediserr.IsOOM(err), errors.Is(err, context.Canceled):
 		return engine.Wait, nil
 	}
-	return engine.Stop, fmt.Errorf("queue: %s on %q: %w", op, l.cfg.queues, err)
+	return engine.Stop, fmt.Errorf("queue: %s on %q: %w", op, l.queues, err)
 }
 
-func (l *lists) report(err error) {
-	if l.cfg.onError != nil {
-		l.cfg.onError(err)
-	}
-}
-
-// job is a list source's own data about a delivery (engine.Delivery.Ref).
-// A reliable source reads and writes its elements under its mutex.
+// job is a list source's own data about a delivery (engine.Delivery.Ref);
+// a reliable source changes it under its mutex.
 type job struct {
-	q     int    // index of its queue
-	elem  string // reliable: its element in the processing list now; simple: as popped
-	plain bool   // simple: a plain string, not rewritten
-	// Reliable only.
-	next     string // the element a bump being tried writes (counted as held)
-	gone     bool   // no longer counted as held
-	removing bool   // a removal was tried before: a 0 result is then no news
+	q        int    // index of its queue
+	elem     string // reliable: its element in the processing list now; simple: as popped
+	plain    bool   // simple: a plain string, not rewritten
+	next     string // reliable: the element a bump being tried writes (counted as held)
+	gone     bool   // reliable: no longer counted as held
+	removing bool   // reliable: a removal was tried before: a 0 result is then no news
 }
 
 func jobOf(d *engine.Delivery) *job { return d.Ref.(*job) }
 
-// delivery makes the engine's delivery of one element of queue qi,
-// decoded as el, whose handler sees n deliveries.
+// delivery makes the engine's delivery of element raw of queue qi, decoded
+// as el, whose handler sees n deliveries.
 func (l *lists) delivery(qi int, raw string, el element, n int64) *engine.Delivery {
 	d := &engine.Delivery{
 		Key: strconv.FormatUint(l.keys.Add(1), 36),
-		Msg: stream.Message{ID: el.env.ID, Stream: l.cfg.queues[qi], Values: el.env.V, Deliveries: n},
+		Msg: stream.Message{ID: el.env.ID, Stream: l.queues[qi], Values: el.env.V, Deliveries: n},
 		Ref: &job{q: qi, elem: raw, plain: el.plain},
 	}
 	if el.bad != "" {
-		d.Bad = "malformed envelope: " + el.bad
-		d.Msg.Deliveries = 0
-		d.Size = len(raw)
+		d.Bad, d.Msg.Deliveries, d.Size = "malformed envelope: "+el.bad, 0, len(raw)
 		l.malformed.Add(1)
-		l.report(fmt.Errorf("queue: malformed envelope in %q: %s", l.cfg.queues[qi], el.bad))
-		return d
-	}
-	for k, v := range d.Msg.Values {
-		d.Size += len(k) + len(v)
+		l.onError(fmt.Errorf("queue: malformed envelope in %q: %s", l.queues[qi], el.bad))
 	}
 	return d
 }
 
 // byQueue splits ds by queue, keeping their order.
 func (l *lists) byQueue(ds []*engine.Delivery) [][]*engine.Delivery {
-	out := make([][]*engine.Delivery, len(l.cfg.queues))
+	out := make([][]*engine.Delivery, len(l.queues))
 	for _, d := range ds {
 		q := jobOf(d).q
 		out[q] = append(out[q], d)
 	}
 	return out
+}
+
+// release hands ds back with push, per queue: with now to the front (RPUSH
+// in reverse, the first of ds first in line), else to the back (LPUSH).
+func (l *lists) release(ds []*engine.Delivery, now bool, push func(qi int, qds []*engine.Delivery, dir string) (int, error)) (int, error) {
+	total := 0
+	for qi, qds := range l.byQueue(ds) {
+		if len(qds) == 0 {
+			continue
+		}
+		dir := "L"
+		if now {
+			dir = "R"
+			slices.Reverse(qds) // byQueue's own slice
+		}
+		n, err := push(qi, qds, dir)
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if !now {
+			l.requeued.Add(uint64(n))
+			l.log.Info("too many retries waiting; failed jobs pushed back to the end of their queue", "queue", l.queues[qi], "count", n)
+		}
+	}
+	return total, nil
 }
 
 // scriptJob is one job in the reply of fetch.lua or pop.lua.
@@ -251,20 +238,20 @@ type scriptJob struct {
 	elem string
 }
 
-// scriptJobs parses the reply of fetch.lua and pop.lua: {"", i1, e1, ...}
-// or {badKey}.
+// scriptJobs parses a reply of fetch.lua or pop.lua: {"", i1, e1, ...} or
+// {badKey}.
 func (l *lists) scriptJobs(res []any) ([]scriptJob, error) {
 	if len(res) == 0 {
-		return nil, fmt.Errorf("queue: empty script reply")
+		return nil, errors.New("queue: empty script reply")
 	}
 	if bad, _ := res[0].(string); bad != "" {
-		return nil, notList(bad, "")
+		return nil, notList(bad, "another type")
 	}
 	out := make([]scriptJob, 0, (len(res)-1)/2)
 	for i := 1; i+1 < len(res); i += 2 {
 		qi, ok1 := res[i].(int64)
 		elem, ok2 := res[i+1].(string)
-		if !ok1 || !ok2 || qi < 1 || int(qi) > len(l.cfg.queues) {
+		if !ok1 || !ok2 || qi < 1 || int(qi) > len(l.queues) {
 			return nil, fmt.Errorf("queue: unexpected script reply element %T %T", res[i], res[i+1])
 		}
 		out = append(out, scriptJob{q: int(qi) - 1, elem: elem})
@@ -272,28 +259,24 @@ func (l *lists) scriptJobs(res []any) ([]scriptJob, error) {
 	return out, nil
 }
 
-// fairness applies the priority rule of one fetch loop: after every
-// fairEvery jobs fetched, the next fetch first takes one job from each
-// non-empty lower-priority queue.
+// fairness is the priority rule of one fetch loop (see fairEvery).
 type fairness struct{ since int }
 
-// next reports whether the next fetch of a consumer of queues is a fair one.
-func (f *fairness) next(queues int) bool { return queues > 1 && f.since >= fairEvery }
+// next returns the scripts' flag: "1" when the next fetch is a fair one.
+func (f *fairness) next(queues int) string {
+	if queues > 1 && f.since >= fairEvery {
+		return "1"
+	}
+	return "0"
+}
 
 // fetched records a fetch of n jobs.
-func (f *fairness) fetched(fair bool, n int) {
-	if fair {
+func (f *fairness) fetched(fair string, n int) {
+	if fair == "1" {
 		f.since = 0
 	} else {
 		f.since += n
 	}
-}
-
-func flag(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
 }
 
 // seconds formats d for a blocking command's timeout argument.

@@ -3,7 +3,6 @@ package queue
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/streamgroup/streamgroup/stream"
@@ -21,13 +20,8 @@ type deadRecord struct {
 	Job      string `json:"job"`
 }
 
-// maxErrorText bounds the reason stored with a dead letter.
-const maxErrorText = 2048
-
+// encodeDead returns the record of a dead job; the engine bounds reason.
 func encodeDead(queue, consumer, id string, attempts int64, reason, jobText string) string {
-	if len(reason) > maxErrorText {
-		reason = strings.ToValidUTF8(reason[:maxErrorText], "") + "…"
-	}
 	b, err := json.Marshal(deadRecord{
 		Dead: 1, Queue: queue, ID: id, Consumer: consumer, Attempts: attempts,
 		Error: reason, At: time.Now().UnixMilli(), Job: jobText,
@@ -48,7 +42,7 @@ func encodeDead(queue, consumer, id string, attempts int64, reason, jobText stri
 //
 // To run a dead job again, push its Values with [Producer.Push]: a new job,
 // with a new ID and no attempts counted. Pushing Element back (LPUSH) keeps
-// the ID and the attempt count, so a job that had reached MaxAttempts is
+// the ID and the delivery count, so a job that had reached MaxDeliveries is
 // dead-lettered again when it is fetched, without running.
 func ParseDeadLetter(s string) (stream.DeadLetter, error) {
 	var r deadRecord

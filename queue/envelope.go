@@ -2,43 +2,33 @@ package queue
 
 import (
 	"crypto/rand"
-	"encoding"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"reflect"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/streamgroup/streamgroup/internal/redisarg"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
-// Wire format of list elements. See docs/wire-format.md, section "Lists".
+// Wire format of list elements: docs/wire-format.md, "Lists". An element
+// that starts with envelopePrefix is an envelope (malformed if it does not
+// parse: dead-lettered, never dropped); any other is a plain string. Every
+// well-formed envelope starts with canonicalPrefix: the scripts rewrite the
+// delivery count that follows in place.
 const (
-	// envelopePrefix marks an element written by this package. An element
-	// that starts with it is an envelope, and one that does not parse is
-	// malformed (dead-lettered, never dropped). Any other element is a plain
-	// string pushed by another program.
-	envelopePrefix = `{"sg":`
-	// canonicalPrefix is how every well-formed envelope starts: the
-	// Lua scripts rewrite the attempt count that follows it in place.
+	envelopePrefix  = `{"sg":`
 	canonicalPrefix = `{"sg":1,"n":`
 )
 
-// envelope is one job as stored in a list:
-//
-//	{"sg":1,"n":<attempts>,"id":"<id>","v":{"<field>":"<value>",...}}
-//
-// The field order is fixed (sg, n first) so that a script can rewrite n
-// with string operations; encoding/json writes struct fields in order.
-//
-// Values that are not valid UTF-8 (JSON strings cannot hold them) go,
-// base64-encoded, into an object "b" instead of "v".
+// envelope is one job as stored in a list, its fields in this order (sg, n
+// first, for the scripts): {"sg":1,"n":<deliveries>,"id":"<id>","v":{...}}.
+// Values that are not valid UTF-8 go, base64-encoded, into "b" instead of "v".
 type envelope struct {
 	SG int               `json:"sg"`
 	N  int64             `json:"n"`
@@ -110,14 +100,19 @@ func checkCanonical(raw string) string {
 	if !ok {
 		return `envelope does not start with {"sg":1,"n":<attempts>, (unknown version or field order)`
 	}
-	i := 0
-	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-		i++
-	}
-	if i == 0 || i > 15 || i >= len(rest) || rest[i] != ',' {
+	if i := digits(rest); i == 0 || i > 15 || i >= len(rest) || rest[i] != ',' {
 		return `"n" is not a small non-negative integer followed by more fields`
 	}
 	return ""
+}
+
+// digits returns the length of the run of ASCII digits s starts with.
+func digits(s string) int {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // describeJSONErr says what went wrong without quoting input.
@@ -141,23 +136,15 @@ func describeJSONErr(err error) string {
 // hex digits from crypto/rand. They sort by creation time (to the
 // millisecond) and are unique without coordination.
 func newIDs(n int) []string {
-	if n <= 0 {
-		return nil
-	}
 	buf := make([]byte, 8*n)
 	_, _ = rand.Read(buf) // never fails (Go ≥ 1.24)
-	ms := strconv.FormatInt(time.Now().UnixMilli(), 16)
-	if len(ms) < 12 {
-		ms = strings.Repeat("0", 12-len(ms)) + ms
-	}
+	ms := fmt.Sprintf("%012x", time.Now().UnixMilli())
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = ms + hex.EncodeToString(buf[8*i:8*i+8])
 	}
 	return ids
 }
-
-func newID() string { return newIDs(1)[0] }
 
 // stringValues turns job fields into the strings Redis would store for
 // them, as go-redis writes command arguments (so a job's values read the
@@ -174,68 +161,13 @@ func stringValues(values map[string]any) (map[string]string, error) {
 	return out, nil
 }
 
+// argString returns v as go-redis writes it (package redisarg), and also
+// dereferences pointers go-redis refuses (a nil one as its type's zero
+// value).
 func argString(v any) (string, error) {
-	switch v := v.(type) {
-	case nil:
-		return "", nil
-	case string:
-		return v, nil
-	case *string:
-		if v == nil {
-			return "", nil
-		}
-		return *v, nil
-	case []byte:
-		return string(v), nil
-	case bool:
-		if v {
-			return "1", nil
-		}
-		return "0", nil
-	case int:
-		return strconv.FormatInt(int64(v), 10), nil
-	case int8:
-		return strconv.FormatInt(int64(v), 10), nil
-	case int16:
-		return strconv.FormatInt(int64(v), 10), nil
-	case int32:
-		return strconv.FormatInt(int64(v), 10), nil
-	case int64:
-		return strconv.FormatInt(v, 10), nil
-	case uint:
-		return strconv.FormatUint(uint64(v), 10), nil
-	case uint8:
-		return strconv.FormatUint(uint64(v), 10), nil
-	case uint16:
-		return strconv.FormatUint(uint64(v), 10), nil
-	case uint32:
-		return strconv.FormatUint(uint64(v), 10), nil
-	case uint64:
-		return strconv.FormatUint(v, 10), nil
-	case uintptr:
-		return strconv.FormatUint(uint64(v), 10), nil
-	case float32:
-		return strconv.FormatFloat(float64(v), 'f', -1, 64), nil
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64), nil
-	case time.Time:
-		return v.Format(time.RFC3339Nano), nil
-	case time.Duration:
-		return strconv.FormatInt(v.Nanoseconds(), 10), nil
-	case net.IP:
-		return string(v), nil
-	case encoding.BinaryMarshaler:
-		b, err := v.MarshalBinary()
-		if err != nil {
-			return "", err
-		}
-		return string(b), nil
+	s, err := redisarg.String(v)
+	if rv := reflect.ValueOf(v); err != nil && rv.Kind() == reflect.Pointer {
+		return argString(redisarg.Deref(v))
 	}
-	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer {
-		if rv.IsNil() { // go-redis writes a nil pointer as its zero value
-			return argString(reflect.Zero(rv.Type().Elem()).Interface())
-		}
-		return argString(rv.Elem().Interface())
-	}
-	return "", fmt.Errorf("cannot write a value of type %T (implement encoding.BinaryMarshaler)", v)
+	return s, err
 }

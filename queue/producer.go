@@ -119,56 +119,37 @@ func (p *Producer) PushBatch(ctx context.Context, jobs []map[string]any) ([]stri
 	p.evict.Do(ctx, p.rdb, p.log) // the maxmemory-policy check, before the first push
 	ids := newIDs(len(jobs))
 	errs := make([]error, len(jobs))
-	failed := false
-
-	type chunk struct {
-		idx []int
-		cmd *redis.IntCmd
-	}
-	var chunks []chunk
-	var cur chunk
+	var idx []int // of the jobs encoded, in order
 	var args []any
-	pipe := p.rdb.Pipeline()
-	flush := func() {
-		if len(cur.idx) == 0 {
-			return
-		}
-		cur.cmd = pipe.LPush(ctx, p.queue, args...)
-		chunks = append(chunks, cur)
-		cur, args = chunk{}, nil
-	}
 	for i, values := range jobs {
 		v, err := stringValues(values)
 		if err != nil {
-			errs[i] = fmt.Errorf("queue: push to %q: %w", p.queue, err)
-			failed = true
+			errs[i] = err
 			continue
 		}
 		env := envelope{SG: 1, ID: ids[i], V: v}
-		args = append(args, env.encode())
-		cur.idx = append(cur.idx, i)
-		if len(args) == maxPushArgs {
-			flush()
-		}
+		idx, args = append(idx, i), append(args, env.encode())
 	}
-	flush()
-	if len(chunks) > 0 {
+	pipe := p.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, 0, len(args)/maxPushArgs+1)
+	for k := 0; k < len(args); k += maxPushArgs {
+		cmds = append(cmds, pipe.LPush(ctx, p.queue, args[k:min(k+maxPushArgs, len(args))]...))
+	}
+	if len(cmds) > 0 {
 		_, _ = pipe.Exec(ctx) // each command's error is inspected below
 	}
-	for _, c := range chunks {
-		if err := c.cmd.Err(); err != nil {
-			for _, i := range c.idx {
-				errs[i] = fmt.Errorf("queue: push to %q: %w", p.queue, err)
-			}
-			failed = true
+	for c, cmd := range cmds {
+		for _, i := range idx[c*maxPushArgs : min((c+1)*maxPushArgs, len(idx))] {
+			errs[i] = cmd.Err()
+		}
+	}
+	failed := false
+	for i, err := range errs {
+		if err != nil {
+			ids[i], errs[i], failed = "", fmt.Errorf("queue: push to %q: %w", p.queue, err), true
 		}
 	}
 	if failed {
-		for i, err := range errs {
-			if err != nil {
-				ids[i] = ""
-			}
-		}
 		return ids, &BatchError{Queue: p.queue, Errs: errs}
 	}
 	return ids, nil
@@ -186,12 +167,7 @@ type BatchError struct {
 
 // Error reports how many jobs failed and the first failure.
 func (e *BatchError) Error() string {
-	n, first := batcherr.Failed(e.Errs)
-	if first < 0 {
-		return fmt.Sprintf("queue: push batch to %q: no job failed", e.Queue)
-	}
-	return fmt.Sprintf("queue: %d of %d jobs not pushed to %q; job %d: %v",
-		n, len(e.Errs), e.Queue, first, e.Errs[first])
+	return batcherr.Message("queue", "push", "pushed", "job", "jobs", e.Queue, e.Errs)
 }
 
 // Unwrap returns the non-nil errors of Errs.

@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -14,26 +13,20 @@ import (
 )
 
 // reliableSource is the engine's source for a reliable consumer: jobs move
-// from the queues into this consumer's processing lists (one per queue),
-// and leave them when settled, dead-lettered or handed back. Fetching is in
-// reliable_fetch.go; the heartbeat, the detection of lost jobs and the
-// recovery sweep in reliable_keep.go.
+// from the queues into its processing lists (one per queue), and leave them
+// when settled, dead-lettered or handed back. Fetching is in
+// reliable_fetch.go; heartbeat, lost jobs and recovery in reliable_keep.go.
 type reliableSource struct {
 	*lists
 
-	// fetchMu serializes the fetch script and resync: a resync running
-	// while a fetch's reply is on its way would adopt the jobs the fetch
-	// moved, and the fetch return them too.
+	// fetchMu serializes fetch.lua and resync, which would otherwise adopt
+	// the jobs of a fetch whose reply is on its way.
 	fetchMu    sync.Mutex
 	needResync bool // under fetchMu: a fetch's reply was lost
 
-	mu sync.Mutex
-	// held counts the elements known to be in this consumer's processing
-	// lists: those of held deliveries, and the rewrite a bump is trying.
-	held map[string]int
-	// removed, during a resync, counts the elements forgotten since it
-	// began (their removal may have reached Redis after its LRANGE).
-	removed map[string]int
+	mu      sync.Mutex
+	held    map[string]int // elements known in the processing lists: held jobs', and bumps being tried
+	removed map[string]int // during a resync: elements forgotten since it began
 
 	suspectUntil time.Time // owned by Keep: check held jobs until then
 }
@@ -44,11 +37,10 @@ var (
 	_ engine.Sweeper = (*reliableSource)(nil)
 )
 
-func (s *reliableSource) proc(qi int) string { return ProcessingKey(s.cfg.queues[qi], s.cfg.consumer) }
+func (s *reliableSource) proc(qi int) string { return ProcessingKey(s.queues[qi], s.consumer) }
 
-// Start checks the key types, beats and registers, hands back to the
-// queues what this consumer's name left in its processing lists, and
-// recovers the jobs of consumers whose heartbeat expired.
+// Start checks the key types, beats, hands back what this consumer's name
+// left in its processing lists, and recovers those of expired consumers.
 func (s *reliableSource) Start(ctx context.Context) error {
 	if err := s.start(ctx); err != nil {
 		return err
@@ -56,9 +48,9 @@ func (s *reliableSource) Start(ctx context.Context) error {
 	if _, err := s.beat(ctx); err != nil {
 		return err
 	}
-	for qi, q := range s.cfg.queues {
-		n, err := s.s.recover.Run(ctx, s.rdb,
-			[]string{q, s.proc(qi), HeartbeatKey(q, s.cfg.consumer), ConsumersKey(q)}, s.cfg.consumer, "1").Int64()
+	for qi, q := range s.queues {
+		n, err := recoverScript.Run(ctx, s.rdb,
+			[]string{q, s.proc(qi), HeartbeatKey(q, s.consumer), ConsumersKey(q)}, s.consumer, "1").Int64()
 		if err != nil {
 			return err
 		}
@@ -70,18 +62,17 @@ func (s *reliableSource) Start(ctx context.Context) error {
 	return s.recoverDead(ctx)
 }
 
+// Fetchers returns the one fetch loop (see reliableFetcher).
 func (s *reliableSource) Fetchers() []engine.Fetcher {
 	return []engine.Fetcher{&reliableFetcher{s: s, wc: blockconn.New(s.rdb, blockconn.UnblockOrClose)}}
 }
 
 // Stop deregisters the consumer from the queues whose processing list is
-// empty (see leave.lua). Jobs left in a processing list (a handler that
-// outlived DrainTimeout, a removal that failed) are recovered once the
-// heartbeat expires.
+// empty (leave.lua); jobs left in one are recovered once the heartbeat
+// expires.
 func (s *reliableSource) Stop(ctx context.Context) {
-	for qi, q := range s.cfg.queues {
-		n, err := s.s.leave.Run(ctx, s.rdb,
-			[]string{s.proc(qi), HeartbeatKey(q, s.cfg.consumer), ConsumersKey(q)}, s.cfg.consumer).Int64()
+	for qi, q := range s.queues {
+		n, err := leaveScript.Run(ctx, s.rdb, []string{s.proc(qi), HeartbeatKey(q, s.consumer), ConsumersKey(q)}, s.consumer).Int64()
 		switch {
 		case err != nil:
 			s.log.Warn("cannot deregister; the heartbeat will expire", "queue", q, "err", err)
@@ -120,10 +111,9 @@ func (s *reliableSource) forgetLocked(j *job) {
 }
 
 // Settle removes finished jobs from the processing lists, each with LREM
-// count -1 of its exact element, in one pipeline. A fetch pushes jobs at
-// the head of the processing list and jobs mostly finish in the order they
-// were fetched, so searching from the tail (-1) finds a finished job near
-// where it starts instead of after every job fetched since.
+// count -1 of its exact element, in one pipeline: jobs mostly finish in the
+// order they were fetched (pushed at the head), so the search from the
+// tail finds one near where it starts.
 func (s *reliableSource) Settle(ctx context.Context, ds []*engine.Delivery) error {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.IntCmd, len(ds))
@@ -152,7 +142,7 @@ func (s *reliableSource) Settle(ctx context.Context, ds []*engine.Delivery) erro
 		}
 		if cmd.Val() == 0 && !j.removing {
 			s.log.Warn("finished job no longer in the processing list: another consumer recovered it after this consumer's heartbeat expired, and may run it again",
-				"queue", s.cfg.queues[j.q], "id", ds[i].Msg.ID)
+				"queue", s.queues[j.q], "id", ds[i].Msg.ID)
 		}
 		s.forgetLocked(j)
 	}
@@ -163,10 +153,9 @@ func (s *reliableSource) Settle(ctx context.Context, ds []*engine.Delivery) erro
 }
 
 // Redeliver rewrites the element of each failed job in its processing
-// list with the delivery count incremented (bump.lua, one call per queue),
-// and returns those still there. The new element counts as held before the
-// rewrite is sent, so that a resync never adopts it; after a failed call
-// the same rewrite is tried again (bump.lua accepts one already done).
+// list with the delivery count incremented (bump.lua, per queue), and
+// returns those still there. The new element is held before the rewrite
+// is sent (a resync never adopts it), and is tried again after a failure.
 func (s *reliableSource) Redeliver(ctx context.Context, ds []*engine.Delivery) ([]*engine.Delivery, error) {
 	var out []*engine.Delivery
 	for qi, qds := range s.byQueue(ds) {
@@ -184,7 +173,7 @@ func (s *reliableSource) Redeliver(ctx context.Context, ds []*engine.Delivery) (
 			args = append(args, j.elem, j.next)
 		}
 		s.mu.Unlock()
-		res, err := s.s.bump.Run(ctx, s.rdb, []string{s.proc(qi)}, args...).Int64Slice()
+		res, err := bumpScript.Run(ctx, s.rdb, []string{s.proc(qi)}, args...).Int64Slice()
 		if err != nil {
 			return nil, err
 		}
@@ -193,7 +182,7 @@ func (s *reliableSource) Redeliver(ctx context.Context, ds []*engine.Delivery) (
 			j := jobOf(d)
 			if i >= len(res) || res[i] == 0 {
 				s.forgetLocked(j)
-				s.log.Info("failed job no longer in the processing list (recovered by another consumer); not retried", "queue", s.cfg.queues[qi], "id", d.Msg.ID)
+				s.log.Info("failed job no longer in the processing list (recovered by another consumer); not retried", "queue", s.queues[qi], "id", d.Msg.ID)
 				continue
 			}
 			s.unholdLocked(j.elem)
@@ -213,57 +202,32 @@ func (s *reliableSource) DeadLetter(ctx context.Context, d *engine.Delivery, rea
 	s.mu.Lock()
 	elem := j.elem
 	s.mu.Unlock()
-	rec := encodeDead(s.cfg.queues[j.q], s.cfg.consumer, d.Msg.ID, d.Msg.Deliveries, reason, elem)
-	n, err := s.move(ctx, j.q, s.cfg.dead[j.q], "L", []*engine.Delivery{d}, []string{rec})
+	rec := encodeDead(s.queues[j.q], s.consumer, d.Msg.ID, d.Msg.Deliveries, reason, elem)
+	n, err := s.move(ctx, j.q, s.dead[j.q], "L", []*engine.Delivery{d}, []string{rec})
 	return n == 1, err
 }
 
-// Release moves jobs from the processing lists back to their queues: with
-// now to the front (the first of ds first in line), with the delivery
-// count each had before (Msg.Deliveries); without, to the back (a failed
-// job while too many wait for a retry).
+// Release moves jobs from the processing lists back to their queues (see
+// lists.release), each with the delivery count it had before
+// (Msg.Deliveries).
 func (s *reliableSource) Release(ctx context.Context, ds []*engine.Delivery, now bool) (int, error) {
-	total := 0
-	for qi, qds := range s.byQueue(ds) {
-		if len(qds) == 0 {
-			continue
-		}
+	return s.release(ds, now, func(qi int, qds []*engine.Delivery, dir string) (int, error) {
 		pushed := make([]string, len(qds))
 		s.mu.Lock()
 		for i, d := range qds {
-			j := jobOf(d)
-			pushed[i] = j.elem
-			if d.Bad == "" && checkCanonical(j.elem) == "" {
-				pushed[i] = withDeliveries(j.elem, d.Msg.Deliveries)
+			pushed[i] = jobOf(d).elem
+			if d.Bad == "" && checkCanonical(pushed[i]) == "" {
+				pushed[i] = withDeliveries(pushed[i], d.Msg.Deliveries)
 			}
 		}
 		s.mu.Unlock()
-		dir := "L"
-		if now {
-			// RPUSH in reverse, so the first (fetched first) ends up at
-			// the very front.
-			dir = "R"
-			qds = slices.Clone(qds)
-			slices.Reverse(qds)
-			slices.Reverse(pushed)
-		}
-		n, err := s.move(ctx, qi, s.cfg.queues[qi], dir, qds, pushed)
-		if err != nil {
-			return total, err
-		}
-		total += n
-		if !now {
-			s.requeued.Add(uint64(n))
-			s.log.Info("too many retries waiting; failed jobs pushed back to the end of their queue", "queue", s.cfg.queues[qi], "count", n)
-		}
-	}
-	return total, nil
+		return s.move(ctx, qi, s.queues[qi], dir, qds, pushed)
+	})
 }
 
-// move moves the jobs ds of queue qi from the processing list to the list
-// dest, pushing pushed[i] for ds[i] ("L": LPUSH, "R": RPUSH, in order),
-// each only if its element is still there (move.lua), and returns how
-// many moved. The jobs are forgotten either way.
+// move moves the jobs ds of queue qi still in the processing list to the
+// list dest, pushing pushed[i] for ds[i] with dir (move.lua), returns how
+// many moved, and forgets them all.
 func (s *reliableSource) move(ctx context.Context, qi int, dest, dir string, ds []*engine.Delivery, pushed []string) (int, error) {
 	args := make([]any, 0, 1+2*len(ds))
 	args = append(args, dir)
@@ -272,7 +236,7 @@ func (s *reliableSource) move(ctx context.Context, qi int, dest, dir string, ds 
 		args = append(args, jobOf(d).elem, pushed[i])
 	}
 	s.mu.Unlock()
-	res, err := s.s.move.Run(ctx, s.rdb, []string{s.proc(qi), dest}, args...).Int64Slice()
+	res, err := moveScript.Run(ctx, s.rdb, []string{s.proc(qi), dest}, args...).Int64Slice()
 	if err != nil {
 		return 0, err
 	}
@@ -288,13 +252,9 @@ func (s *reliableSource) move(ctx context.Context, qi int, dest, dir string, ds 
 	return n, nil
 }
 
-// withDeliveries returns the canonical envelope elem with its delivery
-// count set to n. elem must be canonical (see checkCanonical).
+// withDeliveries returns the canonical envelope elem (see checkCanonical)
+// with its delivery count set to n.
 func withDeliveries(elem string, n int64) string {
 	rest := elem[len(canonicalPrefix):]
-	i := 0
-	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-		i++
-	}
-	return fmt.Sprintf("%s%d%s", canonicalPrefix, n, rest[i:])
+	return fmt.Sprintf("%s%d%s", canonicalPrefix, n, rest[digits(rest):])
 }

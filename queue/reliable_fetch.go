@@ -12,10 +12,8 @@ import (
 )
 
 // reliableFetcher is a reliable consumer's one fetch loop. Its waits block
-// on a connection of its own (see package blockconn); when the stop's
-// CLIENT UNBLOCK is refused or fails, the connection is closed instead: its
-// BLMOVE moves a job from the queue to the same place in the same queue,
-// so a reply lost with the connection loses nothing.
+// on a connection of its own, closed when the stop's CLIENT UNBLOCK fails:
+// its BLMOVE moves nothing, so a lost reply loses nothing.
 type reliableFetcher struct {
 	s    *reliableSource
 	wc   *blockconn.Conn
@@ -27,7 +25,8 @@ func (f *reliableFetcher) Close() { f.wc.Close() }
 // Fetch first adopts the jobs a fetch whose reply was lost left in the
 // processing lists, then moves up to n jobs from the queues into the
 // processing lists (fetch.lua). When there were none, it waits up to
-// PollInterval for a job in the first queue and returns nothing.
+// PollInterval for a job in the first queue and returns nothing; when ctx
+// ends, the wait is woken.
 func (f *reliableFetcher) Fetch(ctx context.Context, n int) ([]*engine.Delivery, error) {
 	s := f.s
 	s.fetchMu.Lock()
@@ -41,7 +40,7 @@ func (f *reliableFetcher) Fetch(ctx context.Context, n int) ([]*engine.Delivery,
 			return ds, err
 		}
 	}
-	fair := f.fair.next(len(s.cfg.queues))
+	fair := f.fair.next(len(s.queues))
 	ds, err := s.fetch(ctx, n, fair)
 	s.fetchMu.Unlock()
 	if err != nil {
@@ -51,28 +50,36 @@ func (f *reliableFetcher) Fetch(ctx context.Context, n int) ([]*engine.Delivery,
 	if len(ds) > 0 {
 		return ds, nil
 	}
-	if err := f.wait(ctx); err != nil && !rediserr.IsNil(err) {
+	// Wait until the first queue has a job or PollInterval passes, without
+	// moving anything: BLMOVE from the queue to itself, tail to tail.
+	// Lower-priority queues are not watched; the next fetch looks at them.
+	q, d := s.queues[0], s.poll
+	err = f.wc.Block(ctx, func(rdb redis.UniversalClient) error {
+		if d%time.Second == 0 {
+			return rdb.BLMove(ctx, q, q, "RIGHT", "RIGHT", d).Err()
+		}
+		return rdb.Do(ctx, "blmove", q, q, "RIGHT", "RIGHT", seconds(d)).Err()
+	})
+	if err != nil && !rediserr.IsNil(err) {
 		return nil, err
 	}
 	return nil, nil
 }
 
 // fetch runs fetch.lua for up to n jobs; s.fetchMu must be held.
-func (s *reliableSource) fetch(ctx context.Context, n int, fair bool) ([]*engine.Delivery, error) {
-	keys := make([]string, 0, 3*len(s.cfg.queues))
-	for qi, q := range s.cfg.queues {
+func (s *reliableSource) fetch(ctx context.Context, n int, fair string) ([]*engine.Delivery, error) {
+	keys := make([]string, 0, 3*len(s.queues))
+	for qi, q := range s.queues {
 		keys = append(keys, q, s.proc(qi), ConsumersKey(q))
 	}
-	args := make([]any, 0, 3+n)
-	args = append(args, s.cfg.consumer, n, flag(fair))
+	args := []any{s.consumer, n, fair}
 	for _, id := range newIDs(n) {
 		args = append(args, id)
 	}
-	res, err := s.s.fetch.Run(ctx, s.rdb, keys, args...).Slice()
+	res, err := fetchScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
-		// The script may have run and its reply been lost: the jobs it
-		// moved would sit in the processing list unknown to this consumer.
-		// The next fetch first adopts them.
+		// The script may have run and its reply been lost: the next fetch
+		// first adopts the jobs it moved.
 		s.needResync = true
 		return nil, err
 	}
@@ -99,37 +106,19 @@ func (s *reliableSource) reliableDelivery(qi int, elem string) *engine.Delivery 
 	return s.delivery(qi, elem, el, el.env.N)
 }
 
-// wait blocks until the first queue has a job or PollInterval passes,
-// without moving anything: BLMOVE from the queue to itself, tail to tail.
-// Lower-priority queues are not watched; the next fetch looks at them.
-// When ctx ends, the wait is woken (CLIENT UNBLOCK, or by closing the
-// connection: the job a lost reply named is still where it was).
-func (f *reliableFetcher) wait(ctx context.Context) error {
-	q := f.s.cfg.queues[0]
-	d := f.s.cfg.poll
-	return f.wc.Block(ctx, func(rdb redis.UniversalClient) error {
-		if d%time.Second == 0 {
-			return rdb.BLMove(ctx, q, q, "RIGHT", "RIGHT", d).Err()
-		}
-		return rdb.Do(ctx, "blmove", q, q, "RIGHT", "RIGHT", seconds(d)).Err()
-	})
-}
-
-// resyncLocked adopts up to n jobs that sit in this consumer's processing
-// lists without the consumer knowing them: those moved by a fetch whose
-// reply was lost (including one that go-redis retried by itself after a
-// network error, so that no error ever surfaced). It runs after a fetch
-// failed and in every sweep; more reports that there were more than n. An
-// element counts as known while it is held, and also when it was
-// forgotten after the resync began (its removal may have reached Redis
-// after the LRANGE). s.fetchMu must be held.
+// resyncLocked adopts up to n jobs in this consumer's processing lists it
+// does not know: those moved by a fetch whose reply was lost (also one
+// go-redis retried by itself). It runs after a fetch failed and in every
+// sweep; more reports that there were more than n. An element is known
+// while held, and when forgotten after the resync began (its removal may
+// have reached Redis after the LRANGE). s.fetchMu must be held.
 func (s *reliableSource) resyncLocked(ctx context.Context, n int) (ds []*engine.Delivery, more bool, err error) {
 	s.mu.Lock()
 	s.removed = make(map[string]int)
 	s.mu.Unlock()
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringSliceCmd, len(s.cfg.queues))
-	for qi := range s.cfg.queues {
+	cmds := make([]*redis.StringSliceCmd, len(s.queues))
+	for qi := range s.queues {
 		cmds[qi] = pipe.LRange(ctx, s.proc(qi), 0, -1)
 	}
 	_, err = pipe.Exec(ctx)

@@ -15,17 +15,13 @@ import (
 // a TTL (HeartbeatTTL). Once it has expired, any consumer of the queue
 // moves the consumer's processing list back to the queue (recover.lua).
 
-// KeepInterval is HeartbeatTTL, how long a beat keeps the jobs safe: the
-// engine calls Keep every third of it.
-func (s *reliableSource) KeepInterval() time.Duration { return s.cfg.ttl }
+// KeepInterval is HeartbeatTTL: the engine calls Keep every third of it.
+func (s *reliableSource) KeepInterval() time.Duration { return s.ttl }
 
-// Keep renews the heartbeat, and returns the held jobs that another
-// consumer recovered: when the heartbeat had expired before this beat, the
-// processing list may have been recovered meanwhile, and the jobs of held
-// that are no longer in it are lost (their handlers are cancelled). The
-// engine passes the jobs not kept for a third of KeepInterval; jobs
-// fetched just before the expiry are passed within two thirds of it, so
-// they are checked for a whole KeepInterval after an expiry was seen.
+// Keep renews the heartbeat. When it had expired, the processing list may
+// have been recovered meanwhile: for a whole KeepInterval, so that jobs
+// fetched just before the expiry are checked too, Keep returns the jobs
+// of held no longer in it (lost: the engine cancels their handlers).
 func (s *reliableSource) Keep(ctx context.Context, held []*engine.Delivery) ([]*engine.Delivery, error) {
 	expired, err := s.beat(ctx)
 	if err != nil {
@@ -47,12 +43,12 @@ func (s *reliableSource) Keep(ctx context.Context, held []*engine.Delivery) ([]*
 // expired reports a heartbeat key that did not exist before.
 func (s *reliableSource) beat(ctx context.Context) (expired bool, err error) {
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	ttl := strconv.FormatInt(s.cfg.ttl.Milliseconds(), 10)
+	ttl := strconv.FormatInt(s.ttl.Milliseconds(), 10)
 	pipe := s.rdb.Pipeline()
-	sets := make([]*redis.Cmd, len(s.cfg.queues))
-	for i, q := range s.cfg.queues {
-		sets[i] = pipe.Do(ctx, "set", HeartbeatKey(q, s.cfg.consumer), now, "px", ttl, "get")
-		pipe.SAdd(ctx, ConsumersKey(q), s.cfg.consumer)
+	sets := make([]*redis.Cmd, len(s.queues))
+	for i, q := range s.queues {
+		sets[i] = pipe.Do(ctx, "set", HeartbeatKey(q, s.consumer), now, "px", ttl, "get")
+		pipe.SAdd(ctx, ConsumersKey(q), s.consumer)
 	}
 	if err := execAllowNil(ctx, pipe); err != nil {
 		return false, err
@@ -63,9 +59,8 @@ func (s *reliableSource) beat(ctx context.Context) (expired bool, err error) {
 	return expired, nil
 }
 
-// missing returns the deliveries of ds whose element (or the rewrite a
-// bump is trying) is no longer in their processing list (LPOS, in one
-// pipeline), and forgets them.
+// missing returns, and forgets, the deliveries of ds whose element (or the
+// rewrite a bump is trying) is no longer in their processing list (LPOS).
 func (s *reliableSource) missing(ctx context.Context, ds []*engine.Delivery) ([]*engine.Delivery, error) {
 	type check struct {
 		d          *engine.Delivery
@@ -109,12 +104,11 @@ func (s *reliableSource) missing(ctx context.Context, ds []*engine.Delivery) ([]
 }
 
 // SweepInterval is half of HeartbeatTTL.
-func (s *reliableSource) SweepInterval() time.Duration { return s.cfg.ttl / 2 }
+func (s *reliableSource) SweepInterval() time.Duration { return s.ttl / 2 }
 
 // Sweep recovers the jobs of consumers whose heartbeat expired (back to
-// their queues, for any consumer to fetch), then adopts up to n jobs
-// sitting in this consumer's processing lists unknown to it (see
-// resyncLocked) and returns them.
+// their queues), then adopts and returns up to n jobs sitting in this
+// consumer's processing lists unknown to it (see resyncLocked).
 func (s *reliableSource) Sweep(ctx context.Context, n int) ([]*engine.Delivery, bool, error) {
 	if err := s.recoverDead(ctx); err != nil {
 		return nil, false, err
@@ -125,44 +119,45 @@ func (s *reliableSource) Sweep(ctx context.Context, n int) ([]*engine.Delivery, 
 }
 
 // recoverDead moves the jobs of every registered consumer whose heartbeat
-// has expired back to the front of their queue, and deregisters it (one
-// script per consumer and queue; see recover.lua). It does the same for
-// the keys named as before the helper keys were derived with keys.Beside
-// ("<queue>:processing:<consumer>", "<queue>:heartbeat:<consumer>",
-// registered in "<queue>:consumers"), so that an upgrade strands none of
-// the jobs of an older version's consumer. Those names differ only for a
-// queue without a hash tag, which could not run on Redis Cluster before
-// (CROSSSLOT), so a cluster client skips them.
+// has expired back to the front of their queue, and deregisters it
+// (recover.lua, one call per consumer and queue). It does the same for
+// the key names older versions used (plain appending, see
+// legacyConsumersKey), so that an upgrade strands none of their jobs;
+// they differ only for a queue without a hash tag, which could not run on
+// Redis Cluster before, so a cluster client skips them.
 func (s *reliableSource) recoverDead(ctx context.Context) error {
 	_, cluster := s.rdb.(*redis.ClusterClient)
-	for _, q := range s.cfg.queues {
-		for _, k := range []struct {
-			reg, what   string
-			proc, heart func(q, m string) string
-		}{
-			{ConsumersKey(q), "a consumer", ProcessingKey, HeartbeatKey},
-			{legacyConsumersKey(q), "an older version's consumer (old key names)", legacyProcessingKey, legacyHeartbeatKey},
-		} {
-			if k.what != "a consumer" && (cluster || k.reg == ConsumersKey(q)) {
-				continue
-			}
-			members, err := s.rdb.SMembers(ctx, k.reg).Result()
-			if err != nil {
+	for _, q := range s.queues {
+		if err := s.recoverFrom(ctx, q, ConsumersKey(q), ProcessingKey, HeartbeatKey, "a consumer"); err != nil {
+			return err
+		}
+		if reg := legacyConsumersKey(q); !cluster && reg != ConsumersKey(q) {
+			if err := s.recoverFrom(ctx, q, reg, legacyProcessingKey, legacyHeartbeatKey, "an older version's consumer (old key names)"); err != nil {
 				return err
 			}
-			for _, m := range members {
-				if m == s.cfg.consumer && k.reg == ConsumersKey(q) {
-					continue
-				}
-				n, err := s.s.recover.Run(ctx, s.rdb, []string{q, k.proc(q, m), k.heart(q, m), k.reg}, m, "0").Int64()
-				if err != nil {
-					return err
-				}
-				if n > 0 {
-					s.recovered.Add(uint64(n))
-					s.log.Warn("recovered the jobs of "+k.what+" whose heartbeat expired", "queue", q, "dead_consumer", m, "count", n)
-				}
-			}
+		}
+	}
+	return nil
+}
+
+// recoverFrom recovers the expired consumers of queue q registered in reg,
+// whose keys proc and heart name.
+func (s *reliableSource) recoverFrom(ctx context.Context, q, reg string, proc, heart func(q, m string) string, what string) error {
+	members, err := s.rdb.SMembers(ctx, reg).Result()
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if m == s.consumer && reg == ConsumersKey(q) {
+			continue
+		}
+		n, err := recoverScript.Run(ctx, s.rdb, []string{q, proc(q, m), heart(q, m), reg}, m, "0").Int64()
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			s.recovered.Add(uint64(n))
+			s.log.Warn("recovered the jobs of "+what+" whose heartbeat expired", "queue", q, "dead_consumer", m, "count", n)
 		}
 	}
 	return nil
@@ -177,8 +172,8 @@ func execAllowNil(ctx context.Context, pipe redis.Pipeliner) error {
 			return cerr
 		}
 	}
-	if err != nil && !rediserr.IsNil(err) {
-		return err
+	if rediserr.IsNil(err) {
+		return nil
 	}
-	return nil
+	return err
 }

@@ -7,9 +7,10 @@ import (
 )
 
 // The scripts, one per file so each can be read (and run with redis-cli
-// --eval) on its own. Every script touches only keys derived from one queue
-// key (or, for fetch and pop, from all the consumer's queues), so on Redis
-// Cluster they work when all of a consumer's queues share a hash tag.
+// --eval) on its own, each declaring the commands it runs (script.New
+// checks them). Each touches only keys derived from one queue key (fetch
+// and pop: from all the consumer's queues), so on Redis Cluster they work
+// when all of a consumer's queues share a hash tag.
 var (
 	//go:embed fetch.lua
 	fetchSource string
@@ -23,23 +24,11 @@ var (
 	bumpSource string
 	//go:embed leave.lua
 	leaveSource string
+
+	fetchScript   = script.New("fetch", []string{"TYPE", "LMOVE", "LSET", "SADD"}, fetchSource)
+	popScript     = script.New("pop", []string{"TYPE", "RPOP"}, popSource)
+	recoverScript = script.New("recover", []string{"EXISTS", "LMOVE", "SREM"}, recoverSource)
+	moveScript    = script.New("move", []string{"LPOS", "LPUSH", "RPUSH", "LREM"}, moveSource)
+	bumpScript    = script.New("bump", []string{"LPOS", "LSET"}, bumpSource)
+	leaveScript   = script.New("leave", []string{"LLEN", "DEL", "SREM"}, leaveSource)
 )
-
-// scripts holds the compiled scripts; each consumer has its own copy, so
-// no package-level state is shared (a *script.Script caches nothing that
-// changes). Each declares the commands it runs (script.New checks them
-// against the source), which its errors name.
-type scripts struct {
-	fetch, pop, recover, move, bump, leave *script.Script
-}
-
-func newScripts() scripts {
-	return scripts{
-		fetch:   script.New("fetch", []string{"TYPE", "LMOVE", "LSET", "SADD"}, fetchSource),
-		pop:     script.New("pop", []string{"TYPE", "RPOP"}, popSource),
-		recover: script.New("recover", []string{"EXISTS", "LMOVE", "SREM"}, recoverSource),
-		move:    script.New("move", []string{"LPOS", "LPUSH", "RPUSH", "LREM"}, moveSource),
-		bump:    script.New("bump", []string{"LPOS", "LSET"}, bumpSource),
-		leave:   script.New("leave", []string{"LLEN", "DEL", "SREM"}, leaveSource),
-	}
-}

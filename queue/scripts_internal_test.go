@@ -6,13 +6,12 @@ import (
 	"github.com/streamgroup/streamgroup/internal/script"
 )
 
-// Every script's declared commands match its source: script.New, which
-// newScripts calls, panics otherwise.
+// Every script's declared commands match its source: script.New panics
+// otherwise, when the package is initialized.
 func TestScriptsDeclareTheirCommands(t *testing.T) {
-	s := newScripts()
-	for _, sc := range []*script.Script{s.fetch, s.pop, s.recover, s.move, s.bump, s.leave} {
+	for _, sc := range []*script.Script{fetchScript, popScript, recoverScript, moveScript, bumpScript, leaveScript} {
 		if sc == nil || sc.Name() == "" {
-			t.Errorf("newScripts left a script out: %+v", s)
+			t.Errorf("a script is missing: %+v", sc)
 		}
 	}
 }

@@ -23,9 +23,8 @@ func (s *simpleSource) Start(ctx context.Context) error { return s.start(ctx) }
 func (s *simpleSource) Stop(context.Context)            {}
 
 // Fetchers returns the one fetch loop. Its BRPOP blocks on a connection of
-// its own, never closed with the BRPOP in flight (UnblockOnly): the job
-// popped is in the reply and nowhere else, so a stop whose CLIENT UNBLOCK
-// is refused waits for the BRPOP to end, up to PollInterval.
+// its own, never closed in flight (UnblockOnly): the popped job is only in
+// the reply, so a stop whose CLIENT UNBLOCK is refused waits for it.
 func (s *simpleSource) Fetchers() []engine.Fetcher {
 	return []engine.Fetcher{&simpleFetcher{s: s, wc: blockconn.New(s.rdb, blockconn.UnblockOnly)}}
 }
@@ -44,53 +43,37 @@ func (s *simpleSource) Redeliver(_ context.Context, ds []*engine.Delivery) ([]*e
 // DeadLetter pushes a record of d to the dead-letter list.
 func (s *simpleSource) DeadLetter(ctx context.Context, d *engine.Delivery, reason string) (bool, error) {
 	j := jobOf(d)
-	rec := encodeDead(s.cfg.queues[j.q], "", d.Msg.ID, d.Msg.Deliveries, reason, s.element(d, d.Msg.Deliveries))
-	if err := s.rdb.LPush(ctx, s.cfg.dead[j.q], rec).Err(); err != nil {
-		return false, err
-	}
-	return true, nil
+	rec := encodeDead(s.queues[j.q], "", d.Msg.ID, d.Msg.Deliveries, reason, s.element(d))
+	return true, s.rdb.LPush(ctx, s.dead[j.q], rec).Err()
 }
 
-// Release pushes jobs back to their queues, with the delivery count each
-// has: with now to the front (RPUSH, the first of ds first in line),
-// without to the back (LPUSH).
+// Release pushes jobs back to their queues (see lists.release), with the
+// delivery count each has.
 func (s *simpleSource) Release(ctx context.Context, ds []*engine.Delivery, now bool) (int, error) {
-	total := 0
-	for qi, qds := range s.byQueue(ds) {
-		if len(qds) == 0 {
-			continue
-		}
+	return s.release(ds, now, func(qi int, qds []*engine.Delivery, dir string) (int, error) {
 		args := make([]any, len(qds))
 		for i, d := range qds {
-			args[i] = s.element(d, d.Msg.Deliveries)
+			args[i] = s.element(d)
 		}
-		var err error
-		if now {
-			slices.Reverse(args) // so the first ends up at the very front
-			err = s.rdb.RPush(ctx, s.cfg.queues[qi], args...).Err()
-		} else {
-			err = s.rdb.LPush(ctx, s.cfg.queues[qi], args...).Err()
+		push := s.rdb.LPush
+		if dir == "R" {
+			push = s.rdb.RPush
 		}
-		if err != nil {
-			return total, err
+		if err := push(ctx, s.queues[qi], args...).Err(); err != nil {
+			return 0, err
 		}
-		total += len(qds)
-		if !now {
-			s.requeued.Add(uint64(len(qds)))
-		}
-	}
-	return total, nil
+		return len(qds), nil
+	})
 }
 
-// element returns the element that stands for d with delivery count n:
-// the original text for a plain string never delivered (n == 0) or a
-// malformed envelope, else an envelope.
-func (s *simpleSource) element(d *engine.Delivery, n int64) string {
-	j := jobOf(d)
-	if d.Bad != "" || (j.plain && n == 0) {
+// element returns the element that stands for d: the original text for a
+// plain string never delivered or a malformed envelope, else an envelope
+// with d's delivery count.
+func (s *simpleSource) element(d *engine.Delivery) string {
+	if j := jobOf(d); d.Bad != "" || (j.plain && d.Msg.Deliveries == 0) {
 		return j.elem
 	}
-	env := envelope{SG: 1, N: n, ID: d.Msg.ID, V: d.Msg.Values}
+	env := envelope{SG: 1, N: d.Msg.Deliveries, ID: d.Msg.ID, V: d.Msg.Values}
 	return env.encode()
 }
 
@@ -105,11 +88,12 @@ func (f *simpleFetcher) Close() { f.wc.Close() }
 
 // Fetch pops up to n jobs from the queues in priority order (pop.lua) and,
 // when they are all empty, waits for one with BRPOP over all the queues
-// for up to PollInterval.
+// for up to PollInterval. When ctx ends, the wait is woken with CLIENT
+// UNBLOCK and pops nothing.
 func (f *simpleFetcher) Fetch(ctx context.Context, n int) ([]*engine.Delivery, error) {
 	s := f.s
-	fair := f.fair.next(len(s.cfg.queues))
-	res, err := s.s.pop.Run(ctx, s.rdb, s.cfg.queues, n, flag(fair)).Slice()
+	fair := f.fair.next(len(s.queues))
+	res, err := popScript.Run(ctx, s.rdb, s.queues, n, fair).Slice()
 	if err != nil {
 		return nil, err
 	}
@@ -119,49 +103,34 @@ func (f *simpleFetcher) Fetch(ctx context.Context, n int) ([]*engine.Delivery, e
 	}
 	f.fair.fetched(fair, len(jobs))
 	if len(jobs) == 0 {
-		kv, err := f.brpop(ctx)
-		if rediserr.IsNil(err) {
-			return nil, nil
-		}
-		if err != nil {
+		var kv []string
+		err := f.wc.Block(ctx, func(rdb redis.UniversalClient) (err error) {
+			if s.poll%time.Second == 0 {
+				kv, err = rdb.BRPop(ctx, s.poll, s.queues...).Result()
+				return err
+			}
+			args := []any{"brpop"}
+			for _, q := range s.queues {
+				args = append(args, q)
+			}
+			kv, err = rdb.Do(ctx, append(args, seconds(s.poll))...).StringSlice()
+			return err
+		})
+		if err != nil && !rediserr.IsNil(err) {
 			return nil, err
 		}
-		if len(kv) == 2 {
-			if i := slices.Index(s.cfg.queues, kv[0]); i >= 0 {
-				jobs = append(jobs, scriptJob{q: i, elem: kv[1]})
-			}
+		if len(kv) == 2 && slices.Contains(s.queues, kv[0]) {
+			jobs = append(jobs, scriptJob{q: slices.Index(s.queues, kv[0]), elem: kv[1]})
 		}
 	}
 	ds := make([]*engine.Delivery, len(jobs))
 	for i, j := range jobs {
-		// A plain string gets an ID of its own here, kept if the job is
-		// written back (a requeued retry, a dead letter, a hand-back).
 		el := decodeElement(j.elem)
+		// A plain string gets an ID, kept if the job is written back.
 		if el.plain {
-			el.env.ID = newID()
+			el.env.ID = newIDs(1)[0]
 		}
 		ds[i] = s.delivery(j.q, j.elem, el, el.env.N+1)
 	}
 	return ds, nil
-}
-
-// brpop waits for a job in any of the queues, for up to PollInterval. When
-// ctx ends, the wait is woken with CLIENT UNBLOCK and pops nothing.
-func (f *simpleFetcher) brpop(ctx context.Context) (kv []string, err error) {
-	queues, d := f.s.cfg.queues, f.s.cfg.poll
-	err = f.wc.Block(ctx, func(rdb redis.UniversalClient) error {
-		if d%time.Second == 0 {
-			kv, err = rdb.BRPop(ctx, d, queues...).Result()
-			return err
-		}
-		args := make([]any, 0, 2+len(queues))
-		args = append(args, "brpop")
-		for _, q := range queues {
-			args = append(args, q)
-		}
-		args = append(args, seconds(d))
-		kv, err = rdb.Do(ctx, args...).StringSlice()
-		return err
-	})
-	return kv, err
 }

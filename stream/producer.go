@@ -4,21 +4,19 @@ import (
 	"cmp"
 	"context"
 	_ "embed"
-	"encoding"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/internal/argerr"
 	"github.com/streamgroup/streamgroup/internal/batcherr"
+	"github.com/streamgroup/streamgroup/internal/redisarg"
 	"github.com/streamgroup/streamgroup/internal/redischeck"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/internal/script"
@@ -525,25 +523,15 @@ func xaddID(s string) (string, error) {
 	return id.String(), nil
 }
 
-// argValue returns v as go-redis will write it, or an error for a type it
-// cannot write. Marshalers run here, so their errors stay with their entry.
+// argValue returns v as go-redis will write it (package redisarg), or an
+// error for a type it cannot write. Marshalers run here, so their errors
+// stay with their entry.
 func argValue(v any) (any, error) {
-	switch v := v.(type) {
-	case nil, string, []byte, bool, time.Time, time.Duration, net.IP,
-		int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr,
-		float32, float64,
-		*string, *bool, *time.Time, *time.Duration,
-		*int, *int8, *int16, *int32, *int64, *uint, *uint8, *uint16, *uint32, *uint64, *uintptr,
-		*float32, *float64:
+	switch v.(type) {
+	case string, []byte:
 		return v, nil
-	case encoding.BinaryMarshaler:
-		b, err := v.MarshalBinary()
-		if err != nil {
-			return nil, err
-		}
-		return b, nil
 	}
-	return nil, fmt.Errorf("cannot write a value of type %T (implement encoding.BinaryMarshaler)", v)
+	return redisarg.String(v)
 }
 
 // BatchError reports the entries of a [Producer.AddBatch] that failed. It
@@ -558,12 +546,7 @@ type BatchError struct {
 
 // Error reports how many entries failed and the first failure.
 func (e *BatchError) Error() string {
-	n, first := batcherr.Failed(e.Errs)
-	if first < 0 {
-		return fmt.Sprintf("stream: add batch to %q: no entry failed", e.Stream)
-	}
-	return fmt.Sprintf("stream: %d of %d entries not added to %q; entry %d: %v",
-		n, len(e.Errs), e.Stream, first, e.Errs[first])
+	return batcherr.Message("stream", "add", "added", "entry", "entries", e.Stream, e.Errs)
 }
 
 // Unwrap returns the non-nil errors of Errs.

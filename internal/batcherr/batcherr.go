@@ -2,6 +2,8 @@
 // a slice with one error per item of a batch, nil for items that succeeded.
 package batcherr
 
+import "fmt"
+
 // Failed returns how many of errs are non-nil and the index of the first
 // (-1 when none is).
 func Failed(errs []error) (n, first int) {
@@ -26,4 +28,15 @@ func NonNil(errs []error) []error {
 		}
 	}
 	return out
+}
+
+// Message is the text of a batch error of package pkg whose items (noun,
+// plural nouns) are verbed ("add", "added") to key: how many failed and
+// the first failure.
+func Message(pkg, verb, verbed, noun, nouns, key string, errs []error) string {
+	n, first := Failed(errs)
+	if first < 0 {
+		return fmt.Sprintf("%s: %s batch to %q: no %s failed", pkg, verb, key, noun)
+	}
+	return fmt.Sprintf("%s: %d of %d %s not %s to %q; %s %d: %v", pkg, n, len(errs), nouns, verbed, key, noun, first, errs[first])
 }

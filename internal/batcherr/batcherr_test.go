@@ -21,3 +21,13 @@ func TestFailed(t *testing.T) {
 		}
 	}
 }
+
+func TestMessage(t *testing.T) {
+	errs := []error{nil, errors.New("boom"), errors.New("b")}
+	if got, want := Message("queue", "push", "pushed", "job", "jobs", "q", errs), `queue: 2 of 3 jobs not pushed to "q"; job 1: boom`; got != want {
+		t.Errorf("Message = %q; want %q", got, want)
+	}
+	if got, want := Message("stream", "add", "added", "entry", "entries", "s", []error{nil}), `stream: add batch to "s": no entry failed`; got != want {
+		t.Errorf("Message = %q; want %q", got, want)
+	}
+}

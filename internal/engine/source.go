@@ -27,8 +27,8 @@ type Delivery struct {
 	// Bad, when not empty, says why the job is malformed: it is
 	// dead-lettered at once with this reason, never handed to the handler.
 	Bad string
-	// Size is about how many bytes of memory the job holds (its field names
-	// and values), for the memory bound.
+	// Size is about how many bytes of memory the job holds, for the memory
+	// bound. Zero: the engine counts Msg.Values (field names and values).
 	Size int
 	// Ref is the source's own data about the job (a list element and its
 	// queue, say). The engine never looks at it.

@@ -40,6 +40,11 @@ func (e *Engine) dispatchAll(ds []*Delivery) int {
 		d.seq = e.seq
 		d.state = queued
 		d.kept = now
+		if d.Size == 0 {
+			for k, v := range d.Msg.Values {
+				d.Size += len(k) + len(v)
+			}
+		}
 		e.holds[d.Key] = d
 		e.heldBytes += int64(d.Size)
 		size += int64(d.Size)

@@ -11,7 +11,12 @@
 // "{jobs:email}:dead" hashes like "jobs:email".
 package keys
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+
+	"github.com/streamgroup/streamgroup/internal/argerr"
+)
 
 // Beside returns the name of a helper key of base: base+suffix when base has
 // a hash tag, "{"+base+"}"+suffix otherwise. The result always lies in the
@@ -24,6 +29,23 @@ func Beside(base, suffix string) string {
 		return base + suffix
 	}
 	return "{" + base + "}" + suffix
+}
+
+// CheckSlot returns an error wrapping argerr.ErrInvalid when other, a key
+// beside key (of a kind: "stream", "queue"), hashes to another Redis
+// Cluster slot, so that every script touching both would fail with
+// CROSSSLOT. option names the option that set other, "" when other was
+// derived with Beside; what names other in the message.
+func CheckSlot(kind, key, what, other, option string) error {
+	switch {
+	case SameSlot(key, other):
+		return nil
+	case option == "":
+		return fmt.Errorf("%w: on Redis Cluster the %s name %q has an unmatched brace, so its %s %q hashes to another slot: drop the brace or give the %s a hash tag, as in \"{jobs}:email\"",
+			argerr.ErrInvalid, kind, key, what, other, kind)
+	}
+	return fmt.Errorf("%w: on Redis Cluster %s %q (slot %d) must lie in the slot of the %s %q (slot %d): give both the same hash tag, such as %q, or leave %s empty for %q",
+		argerr.ErrInvalid, option, other, Slot(other), kind, key, Slot(key), Beside(key, ":failed"), option, Beside(key, ":dead"))
 }
 
 // hasTag reports whether key has a hash tag.

@@ -9,6 +9,7 @@ package redischeck
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"runtime"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"weak"
 
 	"github.com/redis/go-redis/v9"
@@ -243,19 +245,37 @@ func (o *Once) Do(ctx context.Context, rdb redis.UniversalClient, log *slog.Logg
 	o.state.Store(2)
 }
 
-// AtStart runs [EvictionPolicy] for a consumer at the start of its Run:
-// after each transient error it calls transient (which reports it) and
-// waits b's delay, until the check completes or ctx ends. Nothing the
-// check finds stops the consumer.
-func AtStart(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger, b backoff.Policy, transient func(error)) {
+// AtStart runs [EvictionPolicy] for a consumer at the start of its Run,
+// warning on warn: after each transient error it logs it on log, passes it
+// to onError (when not nil) as "<prefix>: check maxmemory-policy: <err>"
+// and waits a capped, jittered backoff, until the check completes or ctx
+// ends. Nothing the check finds stops the consumer.
+func AtStart(ctx context.Context, rdb redis.UniversalClient, warn, log *slog.Logger, onError func(error), prefix string) {
+	b := backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}
 	for attempt := 0; ; attempt++ {
-		err := EvictionPolicy(ctx, rdb, log)
+		err := EvictionPolicy(ctx, rdb, warn)
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		transient(err)
+		log.Warn("redis unavailable; retrying", "op", "check maxmemory-policy", "err", err)
+		if onError != nil {
+			onError(fmt.Errorf("%s: check maxmemory-policy: %w", prefix, err))
+		}
 		if !backoff.Sleep(ctx, b.Delay(attempt)) {
 			return
 		}
 	}
+}
+
+// Loggers returns a consumer's two loggers for the Logger option l, each
+// with attrs: log is l, or a discarding logger when l is nil; warn, which
+// receives the maxmemory-policy warning, is l, or slog.Default() when l is
+// nil, so that a consumer without a logger still says when at-least-once
+// is void.
+func Loggers(l *slog.Logger, attrs ...any) (log, warn *slog.Logger) {
+	log, warn = l, l
+	if l == nil {
+		log, warn = slog.New(slog.DiscardHandler), slog.Default()
+	}
+	return log.With(attrs...), warn.With(attrs...)
 }

@@ -186,11 +186,7 @@ func (s *Source) deliveries(ctx context.Context, xs []redis.XMessage, counts map
 }
 
 func (s *Source) delivery(m stream.Message) *engine.Delivery {
-	size := 0
-	for k, v := range m.Values {
-		size += len(k) + len(v)
-	}
-	return &engine.Delivery{Msg: m, Key: m.ID, Size: size}
+	return &engine.Delivery{Msg: m, Key: m.ID}
 }
 
 // pendingCounts returns the delivery counts of this consumer's pending

@@ -153,15 +153,14 @@ func (c Config) Normalize() (Config, error) {
 // with CROSSSLOT on every entry, which would then be reclaimed and fail
 // again forever. On a standalone Redis any name works.
 func (c Config) checkSlots(deadDefault bool) error {
-	if _, ok := c.Client.(*redis.ClusterClient); !ok || keys.SameSlot(c.Stream, c.DeadLetterStream) {
+	if _, ok := c.Client.(*redis.ClusterClient); !ok {
 		return nil
 	}
+	option := "DeadLetterStream"
 	if deadDefault {
-		return engine.Invalid("on Redis Cluster the stream name %q has an unmatched brace, so its default dead-letter stream %q hashes to another slot: drop the brace or give the stream a hash tag, as in \"{jobs}:email\"",
-			c.Stream, c.DeadLetterStream)
+		option = ""
 	}
-	return engine.Invalid("on Redis Cluster DeadLetterStream %q (slot %d) must lie in the slot of the stream %q (slot %d): give both the same hash tag, such as %q, or leave DeadLetterStream empty for %q",
-		c.DeadLetterStream, keys.Slot(c.DeadLetterStream), c.Stream, keys.Slot(c.Stream), keys.Beside(c.Stream, ":failed"), stream.DeadLetterKey(c.Stream))
+	return keys.CheckSlot("stream", c.Stream, "default dead-letter stream", c.DeadLetterStream, option)
 }
 
 // Stats are the counters only the stream source knows.
@@ -201,17 +200,12 @@ type Source struct {
 
 // New returns the source for a normalized cfg.
 func New(cfg Config) *Source {
-	log, warn := cfg.Logger, cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-		warn = slog.Default()
-	}
-	attrs := []any{"stream", cfg.Stream, "group", cfg.Group, "consumer", cfg.Consumer}
+	log, warn := redischeck.Loggers(cfg.Logger, "stream", cfg.Stream, "group", cfg.Group, "consumer", cfg.Consumer)
 	return &Source{
 		cfg:         cfg,
 		rdb:         cfg.Client,
-		log:         log.With(attrs...),
-		warnLog:     warn.With(attrs...),
+		log:         log,
+		warnLog:     warn,
 		liveKey:     LiveKey(cfg.Stream, cfg.Group, cfg.Consumer),
 		released:    ReleasedKey(cfg.Stream),
 		token:       newToken(),
@@ -240,10 +234,7 @@ func (s *Source) report(err error) {
 // logged at Warn, a refused CONFIG GET at Info, once per client), creates
 // the group unless it exists, and takes the consumer name.
 func (s *Source) Start(ctx context.Context) error {
-	redischeck.AtStart(ctx, s.rdb, s.warnLog, s.wait, func(err error) {
-		s.log.Warn("redis unavailable; retrying", "op", "check maxmemory-policy", "err", err)
-		s.report(fmt.Errorf("group: check maxmemory-policy: %w", err))
-	})
+	redischeck.AtStart(ctx, s.rdb, s.warnLog, s.log, s.cfg.OnError, "group")
 	if err := s.ensureGroup(ctx); err != nil {
 		return err
 	}
