@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -72,9 +73,11 @@ func decodeElement(raw string) element {
 	if reason := checkCanonical(raw); reason != "" {
 		return element{bad: reason}
 	}
-	var env envelope
-	if err := json.Unmarshal([]byte(raw), &env); err != nil {
-		return element{bad: "invalid JSON: " + describeJSONErr(err)}
+	env, ok := decodeFast(raw)
+	if !ok {
+		if err := json.Unmarshal([]byte(raw), &env); err != nil {
+			return element{bad: "invalid JSON: " + describeJSONErr(err)}
+		}
 	}
 	switch {
 	case env.ID == "":
@@ -91,6 +94,78 @@ func decodeElement(raw string) element {
 	}
 	env.B = nil
 	return element{env: env}
+}
+
+// decodeFast decodes an envelope written exactly as encode writes it,
+// without escapes and with valid UTF-8: what Producer writes for ordinary
+// values, decoded several times faster than by encoding/json (which spent
+// a third of a reliable consumer's CPU). Anything else, it reports false,
+// and the caller decodes with encoding/json, which it agrees with on every
+// input it accepts (FuzzDecodeFast).
+func decodeFast(raw string) (envelope, bool) {
+	rest := raw[len(canonicalPrefix):]
+	i := digits(rest)
+	if i == 0 || i > 1 && rest[0] == '0' {
+		return envelope{}, false
+	}
+	n, err := strconv.ParseInt(rest[:i], 10, 64)
+	if err != nil {
+		return envelope{}, false
+	}
+	rest, ok := strings.CutPrefix(rest[i:], `,"id":`)
+	if !ok {
+		return envelope{}, false
+	}
+	id, rest, ok := cutString(rest)
+	if !ok {
+		return envelope{}, false
+	}
+	if rest, ok = strings.CutPrefix(rest, `,"v":{`); !ok {
+		return envelope{}, false
+	}
+	v := make(map[string]string)
+	for !strings.HasPrefix(rest, "}") {
+		var k, val string
+		if k, rest, ok = cutString(rest); !ok {
+			return envelope{}, false
+		}
+		if rest, ok = strings.CutPrefix(rest, ":"); !ok {
+			return envelope{}, false
+		}
+		if val, rest, ok = cutString(rest); !ok {
+			return envelope{}, false
+		}
+		v[k] = val
+		if next, comma := strings.CutPrefix(rest, ","); comma {
+			if strings.HasPrefix(next, "}") {
+				return envelope{}, false
+			}
+			rest = next
+		} else if !strings.HasPrefix(rest, "}") {
+			return envelope{}, false
+		}
+	}
+	if rest != "}}" {
+		return envelope{}, false // "b" follows, or something else
+	}
+	return envelope{SG: 1, N: n, ID: id, V: v}, true
+}
+
+// cutString cuts a JSON string without escapes off the front of s.
+func cutString(s string) (str, rest string, ok bool) {
+	if !strings.HasPrefix(s, `"`) {
+		return "", "", false
+	}
+	for j := 1; j < len(s); j++ {
+		switch c := s[j]; {
+		case c == '"':
+			str = s[1:j]
+			return str, s[j+1:], utf8.ValidString(str)
+		case c == '\\' || c < 0x20:
+			return "", "", false
+		}
+	}
+	return "", "", false
 }
 
 // checkCanonical reports why raw does not start like a version-1 envelope,

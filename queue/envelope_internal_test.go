@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -65,6 +67,33 @@ func FuzzEnvelope(f *testing.F) {
 		el := decodeElement(withDeliveries(raw, n+1))
 		if el.bad != "" || el.env.N != n+1 || el.env.ID != "id" || el.env.V[k] != v {
 			t.Fatalf("decode(withDeliveries(%q)) = %+v; want n=%d and the same values", raw, el, n+1)
+		}
+	})
+}
+
+// FuzzDecodeFast: on every input decodeFast accepts, encoding/json decodes
+// the same envelope.
+func FuzzDecodeFast(f *testing.F) {
+	f.Add(`{"sg":1,"n":3,"id":"x","v":{"a":"b","c":""}}`)
+	f.Add(`{"sg":1,"n":0,"id":"","v":{}}`)
+	f.Add(`{"sg":1,"n":01,"id":"x","v":{}}`)
+	f.Add(`{"sg":1,"n":1,"id":"x","v":{"a":"\u00e9"}}`)
+	f.Add(`{"sg":1,"n":1,"id":"x","v":{"a":"b",}}`)
+	f.Add(`{"sg":1,"n":1,"id":"x","v":{"a":"b"},"b":{"c":"AA=="}}`)
+	f.Fuzz(func(t *testing.T, raw string) {
+		if !strings.HasPrefix(raw, canonicalPrefix) {
+			return
+		}
+		fast, ok := decodeFast(raw)
+		if !ok {
+			return
+		}
+		var slow envelope
+		if err := json.Unmarshal([]byte(raw), &slow); err != nil {
+			t.Fatalf("decodeFast accepted %q, which encoding/json refuses: %v", raw, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("decodeFast(%q) = %+v; encoding/json = %+v", raw, fast, slow)
 		}
 	})
 }

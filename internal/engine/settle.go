@@ -8,20 +8,14 @@ import (
 	"github.com/streamgroup/streamgroup/internal/flush"
 )
 
-// settle queues d, whose handler succeeded, for a batched Settle. It stays
+// settleLocked queues d, whose handler succeeded, for a batched Settle. It stays
 // held (and kept alive) until then, so that this consumer's own sweeper
 // does not hand a finished job to a handler again.
-func (e *Engine) settle(d *Delivery) {
-	e.mu.Lock()
-	if d.state != inHandler {
-		e.mu.Unlock()
-		return
-	}
+// e.mu must be held.
+func (e *Engine) settleLocked(d *Delivery) {
 	d.state = awaitSettle
 	e.settleBuf = append(e.settleBuf, d)
-	n := len(e.settleBuf)
-	e.mu.Unlock()
-	if n == 1 || n >= settleBatch {
+	if n := len(e.settleBuf); n == 1 || n >= settleBatch {
 		select {
 		case e.settleWake <- struct{}{}:
 		default:

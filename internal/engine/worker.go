@@ -100,12 +100,12 @@ func (e *Engine) forget(d *Delivery) {
 // a worker that kept credits to give them back in groups would keep them
 // through its next handler call, however long, and starve the fetchers.
 func (e *Engine) worker() {
-	msg := new(stream.Message)
+	w := new(workerState)
 	n := 0
 	for d := range e.queue {
 		if !e.stopping.Load() {
 			n++
-			e.processGuarded(d, msg, e.cfg.adaptive && n%sampleEvery == 1)
+			e.processGuarded(d, w, e.cfg.adaptive && n%sampleEvery == 1)
 		}
 		// Stopping: the drain hands back what is still queued.
 		e.credits.Give(1)
@@ -117,7 +117,7 @@ func (e *Engine) worker() {
 // the delivery then counts as failed (errGoexit) and goes through the
 // failure policy like any other failure, its credit is given back, and a
 // new worker takes the place of the old one.
-func (e *Engine) processGuarded(d *Delivery, msg *stream.Message, timed bool) {
+func (e *Engine) processGuarded(d *Delivery, w *workerState, timed bool) {
 	finished := false
 	defer func() {
 		if finished {
@@ -128,16 +128,26 @@ func (e *Engine) processGuarded(d *Delivery, msg *stream.Message, timed bool) {
 		e.credits.Give(1)
 		e.handlers.Go(e.worker)
 	}()
-	e.process(d, msg, timed)
+	e.process(d, w, timed)
 	finished = true
 }
 
+// workerState is what a worker reuses from one job to the next, so that
+// handing a job to the handler allocates nothing: the Message the handler
+// gets, and the handler context, made again only once something cancelled
+// it (a lost lease, the drain's deadline). Handlers must not keep either
+// past their return (docs/semantics.md).
+type workerState struct {
+	msg    stream.Message
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
 // process runs d through the handler and acts on the outcome. The handler
-// gets msg, the worker's own Message, set to a copy of d.Msg: one Message
-// per worker, reused, so handing it over costs no allocation (handlers must
-// not keep it, nor change Values; see docs/semantics.md).
-func (e *Engine) process(d *Delivery, msg *stream.Message, timed bool) {
-	ctx, ok := e.begin(d)
+// gets the worker's own Message set to a copy of d.Msg, and the worker's
+// context (see workerState).
+func (e *Engine) process(d *Delivery, w *workerState, timed bool) {
+	ctx, ok := e.begin(d, w)
 	if !ok {
 		return
 	}
@@ -149,12 +159,12 @@ func (e *Engine) process(d *Delivery, msg *stream.Message, timed bool) {
 		e.deadLetter(d, reason)
 		return
 	}
-	*msg = d.Msg
+	w.msg = d.Msg
 	var start time.Time
 	if timed {
 		start = time.Now()
 	}
-	err := e.call(ctx, msg)
+	err := e.call(ctx, &w.msg)
 	if timed {
 		observe(&e.handlerNs, time.Since(start))
 	}
@@ -166,7 +176,7 @@ func (e *Engine) process(d *Delivery, msg *stream.Message, timed bool) {
 // MaxDeliveries: read here, under e.mu, as the drain's hand-back changes
 // the count of queued deliveries). It reports false when d is no longer
 // held (the drain handed it back, or another consumer took it).
-func (e *Engine) begin(d *Delivery) (ctx context.Context, ok bool) {
+func (e *Engine) begin(d *Delivery, w *workerState) (ctx context.Context, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if d.state != queued {
@@ -174,7 +184,11 @@ func (e *Engine) begin(d *Delivery) (ctx context.Context, ok bool) {
 	}
 	d.state = inHandler
 	if d.Bad == "" && d.Msg.Deliveries <= e.cfg.MaxDeliveries {
-		ctx, d.cancel = context.WithCancelCause(e.base)
+		if w.ctx == nil || w.ctx.Err() != nil {
+			w.ctx, w.cancel = context.WithCancelCause(e.base)
+		}
+		d.cancel = w.cancel
+		ctx = w.ctx
 	}
 	return ctx, true
 }
@@ -198,17 +212,13 @@ func (e *Engine) call(ctx context.Context, msg *stream.Message) (err error) {
 // the drain gave up on, is left alone.
 func (e *Engine) finish(d *Delivery, err error) {
 	e.mu.Lock()
-	if d.cancel != nil {
-		d.cancel(nil)
-		d.cancel = nil
+	d.cancel = nil // the worker's: it stays for the worker's next job
+	lost := d.state != inHandler || e.abandoned.Load()
+	if !lost && err == nil {
+		e.settleLocked(d)
 	}
-	lost := d.state != inHandler
 	e.mu.Unlock()
-	if lost || e.abandoned.Load() {
-		return
-	}
-	if err == nil {
-		e.settle(d)
+	if lost || err == nil {
 		return
 	}
 	e.c.failed.Add(1)
