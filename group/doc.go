@@ -33,8 +33,8 @@
 // handler.ErrLeaseLost and its result is ignored.
 //
 // The handler gets a *stream.Message that is valid only during the call:
-// each worker reuses one Message for every entry. Do not keep it after
-// returning, and do not change its Values.
+// each worker reuses one Message for every entry, and one context until it
+// is cancelled. Keep neither after returning, and do not change Values.
 //
 // A Consumer runs on the same engine as claim.Reclaimer and the list
 // consumers of package queue, under one policy (defaults, retries, dead

@@ -19,7 +19,8 @@ import (
 //
 // Delivery is at least once: Handle may see the same entry more than once
 // (after a crash, a lost lease or a retry), so its effects must be idempotent.
-// Handle must not keep msg after it returns.
+// Handle must not keep msg, or ctx, after it returns: a consumer reuses
+// both for its next job.
 type Handler interface {
 	Handle(ctx context.Context, msg *stream.Message) error
 }
