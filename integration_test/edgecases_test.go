@@ -12,7 +12,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/streamgroup/streamgroup/group"
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/redistest"
 	"github.com/streamgroup/streamgroup/stream"
@@ -187,64 +186,6 @@ func TestFailoverWhileReadBlocked(t *testing.T) {
 	})
 	if err := run.Stop(); err != nil {
 		t.Errorf("Run = %v; want nil", err)
-	}
-}
-
-// TestLeaseNearMinIdle runs a handler much slower than a short MinIdle,
-// with another consumer reclaiming every MinIdle/2. docs/semantics.md
-// ("Leases: slow jobs are not run twice") promises a live consumer keeps
-// its entries: the lease, renewed every MinIdle/3, keeps the entry from
-// looking idle, and it is handled exactly once.
-func TestLeaseNearMinIdle(t *testing.T) {
-	t.Parallel()
-	rdb := redistest.Client(t)
-	key, grp := redistest.Names(t)
-	t.Cleanup(func() { rdb.Del(context.Background(), key) })
-
-	const minIdle = 200 * time.Millisecond
-	opts := fastOptions()
-	opts.MinIdle = minIdle
-	started := make(chan struct{}, 2)
-	rec := newRecorder(func(ctx context.Context, _ *stream.Message) error {
-		started <- struct{}{}
-		return sleepCtx(ctx, 8*minIdle)
-	})
-	optsA := *opts
-	optsA.DisableReclaim = true // only B reclaims
-	a, err := group.NewConsumer(rdb, key, grp, "A", rec.as("A"), &optsA)
-	if errors.Is(err, group.ErrInvalidOptions) {
-		return // refused: the fix by validation
-	}
-	if err != nil {
-		t.Fatalf("NewConsumer: %v", err)
-	}
-	runA := start(t, a.Run)
-	id := publish(t, rdb, key, 1, nil)[0]
-	select {
-	case <-started:
-	case <-time.After(10 * time.Second):
-		t.Fatal("A never started the handler")
-	}
-	b := newConsumer(t, rdb, key, grp, "B", rec.as("B"), opts)
-	runB := start(t, b.Run)
-	eventually(t, 20*time.Second, "the entry handled and acknowledged", func() bool {
-		n, ok := pendingOK(rdb, key, grp)
-		return rec.count(id) >= 1 && ok && n == 0
-	})
-	// Every handler that started has returned by now (the entry is acked
-	// and B's handler, if any, started before A's returned).
-	for _, r := range []*running{runA, runB} {
-		if err := r.Stop(); err != nil {
-			t.Errorf("Run = %v; want nil", err)
-		}
-	}
-	calls, _, by := rec.snapshot()
-	if calls[id] != 1 {
-		t.Errorf("slow entry handled %d times (last by %s), with MinIdle %v; want once: its consumer was alive and renewing",
-			calls[id], by[id], opts.MinIdle)
-	}
-	if s := b.Stats(); s.Reclaimed != 0 {
-		t.Errorf("B reclaimed %d entries from a live consumer; want 0", s.Reclaimed)
 	}
 }
 

@@ -126,7 +126,8 @@ while redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT') do end`
 }
 
 // A stop hands the fetched, unstarted jobs back to the front of the queue
-// in their order, however many (the engine releases them in batches).
+// in their order, however many (the engine releases them in batches), and
+// counts them in Stats().Released.
 func TestQueueLargeHandBackKeepsOrder(t *testing.T) {
 	t.Parallel()
 	for _, m := range modes {
@@ -150,6 +151,9 @@ func TestQueueLargeHandBackKeepsOrder(t *testing.T) {
 			close(release)
 			if err := run.Wait(t, 10*time.Second); err != nil {
 				t.Errorf("Run = %v; want nil", err)
+			}
+			if st := c.Stats(); st.Released != 250 || st.Acked != 1 {
+				t.Errorf("Stats = %+v; want Released 250 (fetched, never started), Acked 1", st)
 			}
 			left, _ := rdb.LRange(context.Background(), q, 0, -1).Result()
 			var leftIDs []string
