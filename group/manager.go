@@ -227,7 +227,9 @@ func (m *Manager) SetID(ctx context.Context, streamKey, group, id string) error 
 
 // Destroy deletes group and all its consumers and pending entries; the
 // stream's entries are not touched. It reports whether the group existed.
-// A missing stream is not an error: Destroy returns false.
+// A missing stream is not an error: Destroy returns false. The group of the
+// same name on the stream's announcements of handed-back entries
+// (docs/wire-format.md) goes too, when there is one.
 func (m *Manager) Destroy(ctx context.Context, streamKey, group string) (bool, error) {
 	if err := checkNames(streamKey, group); err != nil {
 		return false, err
@@ -245,6 +247,9 @@ func (m *Manager) Destroy(ctx context.Context, streamKey, group string) (bool, e
 	if err != nil {
 		return false, wrapErr("Destroy", streamKey, group, err)
 	}
+	// Best effort: consumers make it again, and a group left there holds
+	// nothing but announcements, trimmed to about 1000.
+	_ = m.rdb.XGroupDestroy(ctx, streamsrc.ReleasedKey(streamKey), group).Err()
 	return destroy.Val() > 0, nil
 }
 

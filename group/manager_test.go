@@ -15,6 +15,7 @@ import (
 	"github.com/streamgroup/streamgroup/group"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/internal/redistest"
+	"github.com/streamgroup/streamgroup/internal/streamsrc"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -339,9 +340,18 @@ func TestManagerDestroy(t *testing.T) {
 	addEntries(t, rdb, key, "*", "*")
 	mustEnsure(t, m, key, grp, group.StartAll)
 	readNew(t, rdb, key, grp, "c1", 1)
+	// The group consumers keep on the stream's announcements of
+	// handed-back entries goes with it.
+	released := streamsrc.ReleasedKey(key)
+	if err := rdb.XGroupCreateMkStream(ctx, released, grp, "$").Err(); err != nil {
+		t.Fatal(err)
+	}
 
 	if ok, err := m.Destroy(ctx, key, grp); !ok || err != nil {
 		t.Fatalf("Destroy = %v, %v; want true, nil", ok, err)
+	}
+	if gs, err := rdb.XInfoGroups(ctx, released).Result(); len(gs) != 0 || err != nil {
+		t.Errorf("groups on %s after Destroy = %v, %v; want none", released, gs, err)
 	}
 	if ok, err := m.Destroy(ctx, key, grp); ok || err != nil {
 		t.Errorf("second Destroy = %v, %v; want false, nil", ok, err)
