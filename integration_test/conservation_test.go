@@ -2,7 +2,6 @@ package integration_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,26 +140,17 @@ func TestWorkConservation(t *testing.T) {
 //
 //	go test -run '^$' -bench WorkConservation -benchtime 3x ./integration_test/
 func BenchmarkWorkConservation(b *testing.B) {
-	for _, tg := range burstTargets(b) {
-		b.Run(tg.name, func(b *testing.B) {
+	for i, name := range burstTargetNames {
+		b.Run(name, func(b *testing.B) {
 			var ratio float64
-			for i := range b.N {
-				r := runBurst(b, burstTargets(b)[targetIndex(tg.name)])
+			for run := range b.N {
+				r := runBurst(b, burstTargets(b)[i])
 				ratio += float64(r.elapsed) / float64(r.ideal)
-				b.Logf("run %d: shares %v, %.2fx ideal", i, r.shares, float64(r.elapsed)/float64(r.ideal))
+				b.Logf("run %d: shares %v, %.2fx ideal", run, r.shares, float64(r.elapsed)/float64(r.ideal))
 			}
 			b.ReportMetric(ratio/float64(b.N), "x-ideal")
 		})
 	}
-}
-
-func targetIndex(name string) int {
-	for i, n := range burstTargetNames {
-		if n == name {
-			return i
-		}
-	}
-	panic(fmt.Sprintf("no burst target %q", name))
 }
 
 func listBurstTarget(t testing.TB, rdb redis.UniversalClient, reliable bool) burstTarget {
@@ -204,6 +194,7 @@ func listBurstTarget(t testing.TB, rdb redis.UniversalClient, reliable bool) bur
 	}
 }
 
+// burstTargetNames names the targets burstTargets returns, in order.
 var burstTargetNames = []string{"stream", "reliable list", "simple list"}
 
 // burstTargets returns a fresh target of every kind, on fresh keys.

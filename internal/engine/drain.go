@@ -57,8 +57,8 @@ func (e *Engine) drain() error {
 		}
 	}
 	e.mu.Unlock()
-	e.log.Error("drain timeout: handlers still running; their "+e.cfg.Noun+"s stay held in Redis until another consumer takes them over", "running", n)
-	return fmt.Errorf("%w (%v): %d handlers still running; their %ss stay held in Redis and run again", ErrDrainTimeout, e.cfg.DrainTimeout, n, e.cfg.Noun)
+	e.log.Error("drain timeout: handlers still running; their "+e.nouns()+" stay held in Redis until another consumer takes them over", "running", n)
+	return fmt.Errorf("%w (%v): %d handlers still running; their %s stay held in Redis and run again", ErrDrainTimeout, e.cfg.DrainTimeout, n, e.nouns())
 }
 
 // handBack releases, through the source, every held job that no handler
@@ -97,12 +97,12 @@ func (e *Engine) handBack() {
 		batch := ds[max(end-batchMax, 0):end]
 		n, err := e.src.Release(ctx, batch, true)
 		if err != nil {
-			e.log.Warn("could not hand back "+e.cfg.Noun+"s no handler runs; they stay held in Redis and run again later", "count", end, "err", err)
-			e.report(fmt.Errorf("%s: hand back %d %ss: %w", e.cfg.Prefix, end, e.cfg.Noun, err))
+			e.log.Warn("could not hand back "+e.nouns()+" no handler runs; they stay held in Redis and run again later", "count", end, "err", err)
+			e.report(fmt.Errorf("%s: hand back %d %s: %w", e.cfg.Prefix, end, e.nouns(), err))
 			break
 		}
 		released += n
 	}
 	e.c.released.Add(uint64(released))
-	e.log.Info("handed back "+e.cfg.Noun+"s no handler ran", "count", released)
+	e.log.Info("handed back "+e.nouns()+" no handler ran", "count", released)
 }

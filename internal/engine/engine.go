@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -271,6 +272,14 @@ func (e *Engine) report(err error) {
 	if e.cfg.OnError != nil {
 		e.cfg.OnError(err)
 	}
+}
+
+// nouns is the plural of Config.Noun: "entries", "jobs".
+func (e *Engine) nouns() string {
+	if n, ok := strings.CutSuffix(e.cfg.Noun, "y"); ok {
+		return n + "ies"
+	}
+	return e.cfg.Noun + "s"
 }
 
 // settleCtx bounds one settling call made outside the loops' contexts.

@@ -57,7 +57,7 @@ func (e *Engine) fetchLoop(ctx context.Context, f Fetcher) error {
 		}
 		attempt = 0
 		if len(ds) == want {
-			observe(&e.fetchNs, time.Since(start)) // a fetch that did not wait
+			observe(&e.fetchNs, int64(time.Since(start))) // a fetch that did not wait
 		}
 		idle = len(ds) < want
 		used := e.dispatchAll(ds)
@@ -158,7 +158,7 @@ func (e *Engine) sweep(ctx context.Context, s Sweeper, attempt *int) error {
 		}
 		*attempt = 0
 		if len(ds) == want {
-			observe(&e.fetchNs, time.Since(start))
+			observe(&e.fetchNs, int64(time.Since(start)))
 		}
 		used := e.dispatchAll(ds)
 		e.unreserve(res)

@@ -87,6 +87,6 @@ func (e *Engine) kept(ds, lost []*Delivery) {
 	e.c.kept.Add(uint64(len(ds) - len(lost)))
 	if len(lost) > 0 {
 		e.c.leaseLost.Add(uint64(len(lost)))
-		e.log.Warn("lost held "+e.cfg.Noun+"s to another consumer (or they were settled meanwhile)", "count", len(lost), "running_handlers_cancelled", running)
+		e.log.Warn("lost held "+e.nouns()+" to another consumer (or they were settled meanwhile)", "count", len(lost), "running_handlers_cancelled", running)
 	}
 }

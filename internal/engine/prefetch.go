@@ -55,10 +55,10 @@ func (e *Engine) prefetch() int {
 	return p
 }
 
-// observe folds d into the moving average a (weight 1/8). Concurrent
+// observe folds v into the moving average a (weight 1/8). Concurrent
 // updates may lose one another; an estimate does not need them all.
-func observe(a *atomic.Int64, d time.Duration) {
-	n := max(int64(d), 1)
+func observe(a *atomic.Int64, v int64) {
+	n := max(v, 1)
 	old := a.Load()
 	if old == 0 {
 		a.Store(n)

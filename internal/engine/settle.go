@@ -50,7 +50,7 @@ func (e *Engine) finalFlush() {
 		if ctx.Err() != nil {
 			n := e.settlePending()
 			e.log.Error("could not settle finished jobs before the settle timeout; they stay held in Redis and will run again", "count", n, "err", err)
-			e.report(fmt.Errorf("%s: final settle of %d %ss: %w", e.cfg.Prefix, n, e.cfg.Noun, err))
+			e.report(fmt.Errorf("%s: final settle of %d %s: %w", e.cfg.Prefix, n, e.nouns(), err))
 			return
 		}
 		e.transient("final settle", err)
@@ -94,7 +94,7 @@ func (e *Engine) flushSettled(ctx context.Context) error {
 	case Repair:
 		e.forgetAll(batch)
 		e.log.Warn("settling found the consumer group gone; its jobs will be delivered again", "count", n, "err", err)
-		e.report(fmt.Errorf("%s: settle %d %ss: %w", e.cfg.Prefix, n, e.cfg.Noun, err))
+		e.report(fmt.Errorf("%s: settle %d %s: %w", e.cfg.Prefix, n, e.nouns(), err))
 		return nil
 	}
 	e.forgetAll(batch)

@@ -76,8 +76,8 @@ func (e *Engine) shed(n int) {
 	defer cancel()
 	released, err := e.src.Release(ctx, ds, true)
 	if err != nil {
-		e.log.Warn("could not hand back queued "+e.cfg.Noun+"s after handler times jumped; keeping them", "count", len(ds), "err", err)
-		e.report(fmt.Errorf("%s: hand back %d %ss: %w", e.cfg.Prefix, len(ds), e.cfg.Noun, err))
+		e.log.Warn("could not hand back queued "+e.nouns()+" after handler times jumped; keeping them", "count", len(ds), "err", err)
+		e.report(fmt.Errorf("%s: hand back %d %s: %w", e.cfg.Prefix, len(ds), e.nouns(), err))
 		e.mu.Lock()
 		for _, d := range ds {
 			if d.Msg.Deliveries > 0 {
@@ -98,7 +98,7 @@ func (e *Engine) shed(n int) {
 	e.mu.Unlock()
 	e.credits.Give(len(ds))
 	e.c.released.Add(uint64(released))
-	e.log.Info("handler times jumped: handed back "+e.cfg.Noun+"s queued beyond what the workers start soon", "count", released, "handler_time", time.Duration(e.handlerNs.Load()))
+	e.log.Info("handler times jumped: handed back "+e.nouns()+" queued beyond what the workers start soon", "count", released, "handler_time", time.Duration(e.handlerNs.Load()))
 }
 
 // Room implements Pace: idle workers, plus the prefetch at the handler

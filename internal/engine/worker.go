@@ -25,9 +25,16 @@ func (e *Engine) dispatchAll(ds []*Delivery) int {
 	if len(ds) == 0 {
 		return 0
 	}
+	var size int64
+	for _, d := range ds {
+		if d.Size == 0 { // counted here, not under the lock
+			for k, v := range d.Msg.Values {
+				d.Size += len(k) + len(v)
+			}
+		}
+	}
 	now := time.Now()
 	n := 0
-	var size int64
 	e.mu.Lock()
 	for _, d := range ds {
 		if old, ok := e.holds[d.Key]; ok {
@@ -40,11 +47,6 @@ func (e *Engine) dispatchAll(ds []*Delivery) int {
 		d.seq = e.seq
 		d.state = queued
 		d.kept = now
-		if d.Size == 0 {
-			for k, v := range d.Msg.Values {
-				d.Size += len(k) + len(v)
-			}
-		}
 		e.holds[d.Key] = d
 		e.heldBytes += int64(d.Size)
 		size += int64(d.Size)
@@ -53,7 +55,7 @@ func (e *Engine) dispatchAll(ds []*Delivery) int {
 	}
 	e.mu.Unlock()
 	if n > 0 {
-		observe(&e.sizeAvg, time.Duration(size/int64(n)))
+		observe(&e.sizeAvg, size/int64(n))
 	}
 	e.c.delivered.Add(uint64(n))
 	for _, d := range ds[:n] {
@@ -166,7 +168,7 @@ func (e *Engine) process(d *Delivery, w *workerState, timed bool) {
 	}
 	err := e.call(ctx, &w.msg)
 	if timed {
-		observe(&e.handlerNs, time.Since(start))
+		observe(&e.handlerNs, int64(time.Since(start)))
 	}
 	e.finish(d, err)
 }
