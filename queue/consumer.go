@@ -161,7 +161,7 @@ func (l *lists) Classify(op string, err error) (engine.Action, error) {
 			return engine.Stop, fmt.Errorf("queue: %s: %w", op, terr)
 		}
 		return engine.Stop, fmt.Errorf("queue: %s: %w: %w", op, ErrNotList, err)
-	case rediserr.IsTransient(err), rediserr.IsOOM(err), errors.Is(err, context.Canceled):
+	case rediserr.Waitable(err):
 		return engine.Wait, nil
 	}
 	return engine.Stop, fmt.Errorf("queue: %s on %q: %w", op, l.queues, err)

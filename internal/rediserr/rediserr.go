@@ -71,6 +71,15 @@ func IsTransient(err error) bool {
 	return !errors.Is(err, redis.ErrClosed)
 }
 
+// Waitable reports whether a consumer should wait err out: Redis is
+// unreachable, restarting or failing over (IsTransient), out of memory
+// (OOM: full until memory is freed or maxmemory raised), or the command
+// was cut short by a stop (context.Canceled; the caller's final pass
+// tries again).
+func Waitable(err error) bool {
+	return IsTransient(err) || IsOOM(err) || errors.Is(err, context.Canceled)
+}
+
 // TxErr returns the error of a MULTI/EXEC transaction (TxPipelined) run
 // with cmds, the commands it queued. When Redis refused a queued command
 // (NOPERM, an unknown command, a wrong arity) it discards the whole

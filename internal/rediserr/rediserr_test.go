@@ -159,3 +159,33 @@ func TestTxErr(t *testing.T) {
 		t.Errorf("TxErr(EOF) = %v; want EOF unchanged", err)
 	}
 }
+
+// Waitable: what IsTransient and IsOOM accept (their own tests cover the
+// replies), and a command cut short by a stop; not an error reply about the
+// command or the data, nor a client its owner closed.
+func TestWaitable(t *testing.T) {
+	rdb := redistest.Client(t)
+	key, _ := redistest.Names(t)
+	ctx := context.Background()
+	if err := rdb.Set(ctx, key, "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wrongType := rdb.LPush(ctx, key, "y").Err()
+	if !rediserr.IsWrongType(wrongType) {
+		t.Fatalf("LPUSH on a string = %v; want WRONGTYPE", wrongType)
+	}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{context.Canceled, true},
+		{fmt.Errorf("XACK: %w", context.Canceled), true},
+		{io.EOF, true},
+		{redis.ErrClosed, false},
+		{wrongType, false},
+	} {
+		if got := rediserr.Waitable(tc.err); got != tc.want {
+			t.Errorf("Waitable(%v) = %v; want %v", tc.err, got, tc.want)
+		}
+	}
+}

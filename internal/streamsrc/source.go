@@ -303,20 +303,17 @@ func (s *Source) Repair(ctx context.Context, cause error) error {
 	return s.ensureGroup(ctx)
 }
 
-// Classify: NOGROUP is repaired; an outage, a restart, a failover or a full
-// Redis (OOM) is waited out, as is a command cut short by a stop;
-// everything else (WRONGTYPE, NOPERM, a closed client) stops the consumer.
+// Classify: NOGROUP is repaired; what rediserr.Waitable names (an outage, a
+// restart, a failover, a full Redis, a command cut short by a stop) is
+// waited out; everything else (WRONGTYPE, NOPERM, a closed client) stops
+// the consumer.
 func (s *Source) Classify(op string, err error) (engine.Action, error) {
 	switch {
 	case errors.Is(err, ErrConsumerNameInUse):
 		return engine.Stop, err
 	case rediserr.IsNoGroup(err):
 		return engine.Repair, nil
-	case rediserr.IsTransient(err) || rediserr.IsOOM(err):
-		return engine.Wait, nil
-	case !rediserr.IsReply(err) && !errors.Is(err, redis.ErrClosed):
-		// A network error go-redis does not call transient, a reply cut
-		// short: waiting can fix it.
+	case rediserr.Waitable(err):
 		return engine.Wait, nil
 	case rediserr.IsWrongType(err) && op == "dead-letter":
 		return engine.Stop, fmt.Errorf("%w: the dead-letter stream %q holds another type: %w", ErrNotStream, s.cfg.DeadLetterStream, err)
