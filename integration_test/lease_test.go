@@ -28,7 +28,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // TestSlowHandlerKeepsLease runs one entry through a handler that takes four
 // times MinIdle, with two consumers whose reclaimers both run: the lease
-// (XCLAIM JUSTID every LeaseInterval) must keep the entry from looking idle,
+// (XCLAIM JUSTID once an entry is held MinIdle/3) must keep it from looking idle,
 // so nobody reclaims it and it is handled and acknowledged exactly once.
 func TestSlowHandlerKeepsLease(t *testing.T) {
 	t.Parallel()
@@ -37,7 +37,7 @@ func TestSlowHandlerKeepsLease(t *testing.T) {
 	t.Cleanup(func() { rdb.Del(context.Background(), key) })
 
 	const minIdle = 300 * time.Millisecond
-	opts := fastOptions() // ReclaimInterval 100ms: reclaim passes run often
+	opts := fastOptions() // reclaim passes every MinIdle/2: often
 	opts.MinIdle = minIdle
 
 	// Seen by the handler when it is done waiting: the entry's owner and

@@ -83,7 +83,7 @@ func (s *Source) Redeliver(ctx context.Context, ds []*engine.Delivery) ([]*engin
 }
 
 // KeepInterval is the lease interval: an entry held that long is renewed.
-func (s *Source) KeepInterval() time.Duration { return s.cfg.LeaseInterval }
+func (s *Source) KeepInterval() time.Duration { return s.cfg.leaseInterval() }
 
 // Keep renews the leases of held entries (XCLAIM JUSTID resets their idle
 // time without counting a delivery) before they could look idle to another

@@ -55,16 +55,22 @@ type Config struct {
 	Block            time.Duration
 	DeadLetterStream string
 	MinIdle          time.Duration
-	// LeaseInterval and ReclaimInterval are derived from MinIdle when zero
-	// (MinIdle/3, MinIdle/2); only tests set them.
-	LeaseInterval   time.Duration
-	ReclaimInterval time.Duration
-	Read            bool // fetch with XREADGROUP
-	Reclaim         bool // sweep with XAUTOCLAIM
-	Readers         int  // XREADGROUP readers: 2, or 1 to keep stream order
-	Logger          *slog.Logger
-	OnError         func(error)
+	Read             bool // fetch with XREADGROUP
+	Reclaim          bool // sweep with XAUTOCLAIM
+	Readers          int  // XREADGROUP readers: 2, or 1 to keep stream order
+	Logger           *slog.Logger
+	OnError          func(error)
 }
+
+// leaseInterval is how long an entry is held before its lease is renewed:
+// MinIdle/3, so that with the engine renewing every third of it an entry
+// never looks idle for more than about MinIdle/2.
+func (c Config) leaseInterval() time.Duration { return c.MinIdle / 3 }
+
+// reclaimInterval is the pause between XAUTOCLAIM passes: MinIdle/2, and at
+// least MinReclaimInterval (a pass scans the whole pending list; passes far
+// more often than entries can become idle only load Redis).
+func (c Config) reclaimInterval() time.Duration { return max(c.MinIdle/2, MinReclaimInterval) }
 
 // Normalize fills defaults and validates. It returns a copy.
 func (c Config) Normalize() (Config, error) {
@@ -84,8 +90,6 @@ func (c Config) Normalize() (Config, error) {
 	}{
 		{c.Block < 0, "Block"},
 		{c.MinIdle < 0, "MinIdle"},
-		{c.LeaseInterval < 0, "LeaseInterval"},
-		{c.ReclaimInterval < 0, "ReclaimInterval"},
 	} {
 		if ck.bad {
 			return c, engine.Invalid("%s must not be negative", ck.name)
@@ -120,27 +124,6 @@ func (c Config) Normalize() (Config, error) {
 	}
 	if c.MinIdle < 10*time.Millisecond {
 		return c, engine.Invalid("MinIdle %v is too small (minimum 10ms)", c.MinIdle)
-	}
-	if c.LeaseInterval == 0 {
-		c.LeaseInterval = c.MinIdle / 3
-	}
-	// An entry is renewed once it has been held LeaseInterval, checked every
-	// LeaseInterval/2: its idle time peaks near 1.5*LeaseInterval, which must
-	// stay well below MinIdle.
-	if c.LeaseInterval > c.MinIdle/2 {
-		return c, engine.Invalid("LeaseInterval %v must be at most MinIdle/2 (%v)", c.LeaseInterval, c.MinIdle/2)
-	}
-	if c.LeaseInterval < 2*time.Millisecond {
-		return c, engine.Invalid("LeaseInterval %v is too small (minimum 2ms)", c.LeaseInterval)
-	}
-	if c.ReclaimInterval == 0 {
-		c.ReclaimInterval = max(c.MinIdle/2, MinReclaimInterval)
-	}
-	// A pass scans the whole pending list; passes far more often than
-	// entries can become idle only load Redis (1ns made 3,000 XAUTOCLAIM
-	// calls in 5s on an idle stream).
-	if c.ReclaimInterval < MinReclaimInterval {
-		return c, engine.Invalid("ReclaimInterval %v is too small (minimum %v)", c.ReclaimInterval, MinReclaimInterval)
 	}
 	if c.Readers == 0 {
 		c.Readers = 2

@@ -17,7 +17,7 @@ func (s *Source) SweepInterval() time.Duration {
 	if !s.cfg.Reclaim {
 		return 0
 	}
-	return s.cfg.ReclaimInterval
+	return s.cfg.reclaimInterval()
 }
 
 // Sweep takes over entries idle longer than MinIdle with XAUTOCLAIM, from
