@@ -183,14 +183,9 @@ func (s *fakeSource) deliverLocked(j *fakeJob, now time.Time) *engine.Delivery {
 	j.holder, j.kept = s.name, now
 	j.deliveries++
 	s.q.held[j.id] = j
-	size := 0
-	for k, v := range j.values {
-		size += len(k) + len(v)
-	}
-	return &engine.Delivery{
-		Msg:  stream.Message{ID: j.id, Stream: s.q.name, Values: j.values, Deliveries: j.deliveries},
-		Key:  j.id,
-		Size: size,
+	return &engine.Delivery{ // Size zero: the engine counts the values
+		Msg: stream.Message{ID: j.id, Stream: s.q.name, Values: j.values, Deliveries: j.deliveries},
+		Key: j.id,
 	}
 }
 
