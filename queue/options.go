@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/redischeck"
 )
@@ -129,6 +131,15 @@ type Options struct {
 	// failed. It is called from the consumer's goroutines and must not
 	// block.
 	OnError func(error)
+
+	// Hook is told about each handler call (Start before it, End with
+	// the outcome: settled, retried, dead-lettered or abandoned) and
+	// about the consumer's events (jobs fetched, recovered, handed back,
+	// jobs lost with an expired heartbeat, every error OnError gets): see
+	// package hook. The constructors ask it once for the consumer's
+	// hook.Consumer, whose target names every queue. Nil means none, at
+	// the cost of a nil check per event.
+	Hook hook.Hook
 }
 
 // Stats is a snapshot of a consumer's counters since Run started: a plain
@@ -214,6 +225,18 @@ func newLists(rdb redis.UniversalClient, queues []string, consumer string, relia
 	if err == nil {
 		if _, ok := rdb.(*redis.ClusterClient); ok {
 			err = l.checkSlots(reliable)
+		}
+	}
+	if err == nil && o.Hook != nil {
+		ecfg.Hook = o.Hook.Consumer(hook.Target{Kind: hook.List, Name: l.queues[0], Consumer: consumer,
+			DeadLetter: l.dead[0], Client: rdb, Queues: slices.Clone(l.queues), DeadLetters: slices.Clone(l.dead)})
+	}
+	if hc, onError := ecfg.Hook, l.onError; hc != nil {
+		// What the list sources report (malformed envelopes, say) goes
+		// to the hook too, as the engine's errors do.
+		l.onError = func(err error) {
+			hc.Event(hook.Event{Kind: hook.Error, Err: err})
+			onError(err)
 		}
 	}
 	return l, ecfg, err
