@@ -210,6 +210,8 @@ func newLists(rdb redis.UniversalClient, queues []string, consumer string, relia
 		OnError:         o.OnError,
 		Prefix:          "queue",
 		Noun:            "job",
+		Name:            healthName(queues, consumer),
+		FetchWait:       l.poll,
 	}.Normalize()
 	if err == nil {
 		if _, ok := rdb.(*redis.ClusterClient); ok {
