@@ -79,6 +79,12 @@ type Config struct {
 	// Hook, when not nil, is told about each handler call (Start, End)
 	// and about the consumer's events; nil costs one nil check per event.
 	Hook hook.Consumer
+	// Name names the consumer in its health.Status.
+	Name string
+	// FetchWait is the longest a fetch blocks waiting for work (Block,
+	// PollInterval); 0 for none. A fetch or sweep in flight for longer
+	// than FetchWait plus health.WedgedAfter makes the consumer Wedged.
+	FetchWait time.Duration
 
 	adaptive bool // Prefetch was zero
 }
