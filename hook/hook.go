@@ -242,7 +242,10 @@ const (
 	// shows it).
 	Delivered EventKind = iota + 1
 	// Reclaimed: N jobs abandoned by consumers that died were taken over
-	// (XAUTOCLAIM, recovery of an expired processing list).
+	// (XAUTOCLAIM), or, for a reliable list consumer, found in its own
+	// processing lists unknown to it (an earlier run's). The jobs of a
+	// dead reliable list consumer are moved back to their queue instead,
+	// and Delivered when fetched from there.
 	Reclaimed
 	// LeaseLost: another consumer took over the job with ID while this one
 	// held it; its handler's context is cancelled with cause

@@ -97,6 +97,10 @@ type Engine struct {
 	base     context.Context // handler contexts derive from it: Run's values, never cancelled with Run
 	handlers sync.WaitGroup
 
+	// The hook's handler times are read as time.Since(epoch): one
+	// monotonic clock read each, where time.Now reads two clocks.
+	epoch time.Time
+
 	hs healthState // what Health reports (health.go)
 }
 
@@ -115,6 +119,7 @@ func New(src Source, cfg Config) *Engine {
 		transientBackoff: backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second},
 		retryBackoff:     backoff.Policy{Base: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
 		base:             context.Background(),
+		epoch:            time.Now(),
 		hs:               healthState{base: time.Now()},
 	}
 	if p, ok := src.(Paced); ok {

@@ -152,7 +152,7 @@ type workerState struct {
 	hooked bool
 	hmsg   hook.Message
 	hctx   context.Context
-	hstart time.Time
+	hstart time.Duration // since e.epoch
 }
 
 // process runs d through the handler and acts on the outcome. The handler
@@ -184,7 +184,7 @@ func (e *Engine) process(d *Delivery, w *workerState, timed bool) {
 		w.hmsg = hookMessage(d)
 		w.hctx = cmp.Or(h.Start(ctx, w.hmsg), ctx)
 		w.hooked = true
-		w.hstart = time.Now()
+		w.hstart = time.Since(e.epoch)
 		ctx = w.hctx
 	}
 	var start time.Time
@@ -245,7 +245,7 @@ func (e *Engine) finish(d *Delivery, w *workerState, err error) {
 		e.decide(d, err)
 		return
 	}
-	took := time.Since(w.hstart)
+	took := time.Since(e.epoch) - w.hstart
 	out := e.decide(d, err)
 	hctx, m := w.hctx, w.hmsg
 	w.hooked, w.hctx, w.hmsg = false, nil, hook.Message{}
