@@ -33,6 +33,7 @@ type consumer struct {
 // outcomeOpts are the attribute sets of one outcome.
 type outcomeOpts struct {
 	attr     attribute.KeyValue    // streamgroup.outcome
+	attrs    []attribute.KeyValue  // attr alone, passed without a new slice
 	handled  []metric.AddOption    // handled.messages
 	duration []metric.RecordOption // process.duration
 	process  []attribute.KeyValue  // process and outcome, for error.type
@@ -71,6 +72,7 @@ func newConsumer(h *Hook, t hook.Target) *consumer {
 		withOutcome := with(process, attr)
 		c.outcomes[o] = outcomeOpts{
 			attr:     attr,
+			attrs:    []attribute.KeyValue{attr},
 			handled:  addOpts(with(base, attr)...),
 			duration: recordOpts(withOutcome...),
 			process:  withOutcome,
@@ -138,7 +140,7 @@ func (c *consumer) End(ctx context.Context, m hook.Message, r hook.Result) {
 			}
 			span.SetStatus(codes.Error, desc)
 		} else {
-			span.SetAttributes(oo.attr)
+			span.SetAttributes(oo.attrs...)
 			span.SetStatus(codes.Ok, "")
 		}
 	}
