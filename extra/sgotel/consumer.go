@@ -14,18 +14,26 @@ import (
 )
 
 // consumer is the hook of one consumer: the span options and every
-// attribute set its measurements use are computed here once, so that a
-// message's measurements allocate nothing for their attributes.
+// attribute set its measurements use are computed here once, per
+// destination, so that a message's measurements allocate nothing for
+// their attributes.
 type consumer struct {
-	h         *Hook
-	spanName  string                  // "process <destination>"
-	startOpts []trace.SpanStartOption // kind and the target's attributes
+	h     *Hook
+	dests []dest // the target's stream, or each of its list queues
+	// Events carry no destination: they are counted under the first.
+	plain []metric.AddOption // retries, reclaims, lost leases, released, groups
+	base  []attribute.KeyValue
+}
 
-	base      []attribute.KeyValue // system, kind, destination, group
-	process   []attribute.KeyValue // base and messaging.operation.name
+// dest is what a consumer records for one stream or list queue.
+type dest struct {
+	name      string
+	spanName  string                  // "process <destination>"
+	startOpts []trace.SpanStartOption // kind and the destination's attributes
+
 	consumed  []metric.AddOption
 	outcomes  [hook.Abandoned + 1]outcomeOpts // by hook.Outcome
-	plain     []metric.AddOption              // base: retries, reclaims, lost leases, released, groups
+	plain     []metric.AddOption              // retries
 	deadOK    []metric.AddOption              // dead letters after a handler call
 	deadUnrun []metric.AddOption              // dead letters without one
 }
@@ -40,28 +48,42 @@ type outcomeOpts struct {
 }
 
 func newConsumer(h *Hook, t hook.Target) *consumer {
+	c := &consumer{h: h}
+	for _, name := range destinations(t) {
+		c.dests = append(c.dests, newDest(t, name))
+	}
+	c.base = destAttrs(t, c.dests[0].name)
+	c.plain = c.dests[0].plain
+	return c
+}
+
+// destAttrs are the attributes of every measurement of a destination.
+func destAttrs(t hook.Target, name string) []attribute.KeyValue {
 	base := []attribute.KeyValue{
 		system,
 		KindKey.String(t.Kind.String()),
-		semconv.MessagingDestinationName(t.Name),
+		semconv.MessagingDestinationName(name),
 	}
 	if t.Group != "" {
 		base = append(base, semconv.MessagingConsumerGroupName(t.Group))
 	}
+	return base
+}
+
+func newDest(t hook.Target, name string) dest {
+	base := destAttrs(t, name)
 	process := with(base, semconv.MessagingOperationName("process"))
 	spanAttrs := with(process, semconv.MessagingOperationTypeProcess)
 	if t.Consumer != "" {
 		spanAttrs = append(spanAttrs, semconv.MessagingClientID(t.Consumer))
 	}
-	c := &consumer{
-		h:        h,
-		spanName: "process " + t.Name,
+	d := dest{
+		name:     name,
+		spanName: "process " + name,
 		startOpts: []trace.SpanStartOption{
 			trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(spanAttrs...),
 		},
-		base:      base,
-		process:   process,
 		consumed:  addOpts(process...),
 		plain:     addOpts(base...),
 		deadOK:    addOpts(with(base, HandledKey.Bool(true))...),
@@ -70,7 +92,7 @@ func newConsumer(h *Hook, t hook.Target) *consumer {
 	for o := hook.Acked; o <= hook.Abandoned; o++ {
 		attr := OutcomeKey.String(o.String())
 		withOutcome := with(process, attr)
-		c.outcomes[o] = outcomeOpts{
+		d.outcomes[o] = outcomeOpts{
 			attr:     attr,
 			attrs:    []attribute.KeyValue{attr},
 			handled:  addOpts(with(base, attr)...),
@@ -78,7 +100,17 @@ func newConsumer(h *Hook, t hook.Target) *consumer {
 			process:  withOutcome,
 		}
 	}
-	return c
+	return d
+}
+
+// destinations are the streams or queues a target consumes: its Name.
+func destinations(t hook.Target) []string {
+	return []string{t.Name}
+}
+
+// dest returns what the consumer records for the job m.
+func (c *consumer) dest(m *hook.Message) *dest {
+	return &c.dests[0]
 }
 
 // spanKey marks the context Start returned, so that End finds the span
@@ -89,14 +121,13 @@ type spanKey struct{}
 // Start extracts the publisher's trace context from the job's fields and
 // starts the CONSUMER span as its child.
 func (c *consumer) Start(ctx context.Context, m hook.Message) context.Context {
-	ctx, span := c.start(ctx, m)
-	c.h.m.consumed.Add(ctx, 1, c.consumed...)
+	ctx, span := c.start(ctx, c.dest(&m), &m)
 	return context.WithValue(ctx, spanKey{}, span)
 }
 
-func (c *consumer) start(ctx context.Context, m hook.Message) (context.Context, trace.Span) {
+func (c *consumer) start(ctx context.Context, d *dest, m *hook.Message) (context.Context, trace.Span) {
 	ctx = c.h.propagator.Extract(ctx, propagation.MapCarrier(m.Values))
-	ctx, span := c.h.tracer.Start(ctx, c.spanName, c.startOpts...)
+	ctx, span := c.h.tracer.Start(ctx, d.spanName, d.startOpts...)
 	if span.IsRecording() {
 		if m.Deliveries > 0 {
 			span.SetAttributes(semconv.MessagingMessageID(m.ID), DeliveryCountKey.Int64(m.Deliveries))
@@ -111,15 +142,16 @@ func (c *consumer) start(ctx context.Context, m hook.Message) (context.Context, 
 // message's metrics. A job dead-lettered without a handler call gets a
 // span all the same, started here when no Start came before.
 func (c *consumer) End(ctx context.Context, m hook.Message, r hook.Result) {
+	d := c.dest(&m)
 	span, ok := ctx.Value(spanKey{}).(trace.Span)
 	if !ok {
-		ctx, span = c.start(ctx, m)
+		ctx, span = c.start(ctx, d, &m)
 	}
 	o := r.Outcome
 	if o < hook.Acked || o > hook.Abandoned {
 		o = hook.Abandoned // an outcome this version does not know: not settled here
 	}
-	oo := &c.outcomes[o]
+	oo := &d.outcomes[o]
 	failed := o != hook.Acked
 	var errType attribute.KeyValue
 	if failed {
@@ -148,6 +180,7 @@ func (c *consumer) End(ctx context.Context, m hook.Message, r hook.Result) {
 
 	mt := &c.h.m
 	if r.Handled {
+		mt.consumed.Add(ctx, 1, d.consumed...)
 		mt.handled.Add(ctx, 1, oo.handled...)
 		if failed {
 			mt.duration.Record(ctx, r.Duration.Seconds(),
@@ -158,12 +191,12 @@ func (c *consumer) End(ctx context.Context, m hook.Message, r hook.Result) {
 	}
 	switch o {
 	case hook.Retried:
-		mt.retries.Add(ctx, 1, c.plain...)
+		mt.retries.Add(ctx, 1, d.plain...)
 	case hook.DeadLettered:
 		if r.Handled {
-			mt.deadLetters.Add(ctx, 1, c.deadOK...)
+			mt.deadLetters.Add(ctx, 1, d.deadOK...)
 		} else {
-			mt.deadLetters.Add(ctx, 1, c.deadUnrun...)
+			mt.deadLetters.Add(ctx, 1, d.deadUnrun...)
 		}
 	}
 }
