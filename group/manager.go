@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 	"github.com/streamgroup/streamgroup/internal/script"
 	"github.com/streamgroup/streamgroup/internal/streamsrc"
+	"github.com/streamgroup/streamgroup/internal/xinfo"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -266,23 +266,19 @@ func (m *Manager) Groups(ctx context.Context, streamKey string) ([]GroupInfo, er
 	if err != nil {
 		return nil, wrapErr("Groups", streamKey, "", err)
 	}
-	items, ok := info.([]any)
-	if !ok {
-		return nil, fmt.Errorf("group: Groups %q: unexpected XINFO GROUPS reply %T", streamKey, info)
+	entries, err := xinfo.Entries(info)
+	if err != nil {
+		return nil, fmt.Errorf("group: Groups %q: %w", streamKey, err)
 	}
-	out := make([]GroupInfo, 0, len(items))
-	for _, it := range items {
-		f, err := fieldMap(it)
-		if err != nil {
-			return nil, fmt.Errorf("group: Groups %q: %w", streamKey, err)
-		}
+	out := make([]GroupInfo, 0, len(entries))
+	for _, f := range entries {
 		out = append(out, GroupInfo{
-			Name:            str(f["name"]),
-			Consumers:       intOr(f["consumers"], 0),
-			Pending:         intOr(f["pending"], 0),
-			LastDeliveredID: str(f["last-delivered-id"]),
-			EntriesRead:     intOr(f["entries-read"], -1),
-			Lag:             intOr(f["lag"], -1),
+			Name:            xinfo.Str(f["name"]),
+			Consumers:       xinfo.IntOr(f["consumers"], 0),
+			Pending:         xinfo.IntOr(f["pending"], 0),
+			LastDeliveredID: xinfo.Str(f["last-delivered-id"]),
+			EntriesRead:     xinfo.IntOr(f["entries-read"], -1),
+			Lag:             xinfo.IntOr(f["lag"], -1),
 		})
 	}
 	return out, nil
@@ -301,19 +297,15 @@ func (m *Manager) Consumers(ctx context.Context, streamKey, group string) ([]Con
 	if err != nil {
 		return nil, wrapErr("Consumers", streamKey, group, err)
 	}
-	items, ok := info.([]any)
-	if !ok {
-		return nil, fmt.Errorf("group: Consumers %q/%q: unexpected XINFO CONSUMERS reply %T", streamKey, group, info)
+	entries, err := xinfo.Entries(info)
+	if err != nil {
+		return nil, fmt.Errorf("group: Consumers %q/%q: %w", streamKey, group, err)
 	}
-	out := make([]ConsumerInfo, 0, len(items))
-	for _, it := range items {
-		f, err := fieldMap(it)
-		if err != nil {
-			return nil, fmt.Errorf("group: Consumers %q/%q: %w", streamKey, group, err)
-		}
+	out := make([]ConsumerInfo, 0, len(entries))
+	for _, f := range entries {
 		out = append(out, ConsumerInfo{
-			Name:     str(f["name"]),
-			Pending:  intOr(f["pending"], 0),
+			Name:     xinfo.Str(f["name"]),
+			Pending:  xinfo.IntOr(f["pending"], 0),
 			Idle:     msOr(f["idle"], 0),
 			Inactive: msOr(f["inactive"], -1),
 		})
@@ -582,61 +574,10 @@ func wrapErr(op, streamKey, group string, err error) error {
 	return fmt.Errorf("group: %s group %q on stream %q: %w", op, group, streamKey, err)
 }
 
-// fieldMap turns one XINFO entry into a field map. Redis replies with a map
-// under RESP3 and a flat field/value array under RESP2.
-func fieldMap(v any) (map[string]any, error) {
-	switch v := v.(type) {
-	case map[any]any:
-		f := make(map[string]any, len(v))
-		for k, x := range v {
-			ks, ok := k.(string)
-			if !ok {
-				return nil, fmt.Errorf("unexpected XINFO field name %T", k)
-			}
-			f[ks] = x
-		}
-		return f, nil
-	case map[string]any:
-		return v, nil
-	case []any:
-		if len(v)%2 != 0 {
-			return nil, errors.New("odd-length XINFO entry")
-		}
-		f := make(map[string]any, len(v)/2)
-		for i := 0; i < len(v); i += 2 {
-			ks, ok := v[i].(string)
-			if !ok {
-				return nil, fmt.Errorf("unexpected XINFO field name %T", v[i])
-			}
-			f[ks] = v[i+1]
-		}
-		return f, nil
-	}
-	return nil, fmt.Errorf("unexpected XINFO entry %T", v)
-}
-
-func str(v any) string {
-	s, _ := v.(string)
-	return s
-}
-
-// intOr returns v as an integer, or def when it is absent or nil.
-func intOr(v any, def int64) int64 {
-	switch v := v.(type) {
-	case int64:
-		return v
-	case string: // some proxies stringify integers
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			return n
-		}
-	}
-	return def
-}
-
 // msOr returns v, in milliseconds, as a Duration, or def when it is absent,
 // nil or negative.
 func msOr(v any, def time.Duration) time.Duration {
-	n := intOr(v, -1)
+	n := xinfo.IntOr(v, -1)
 	if n < 0 {
 		return def
 	}

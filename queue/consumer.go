@@ -2,21 +2,12 @@ package queue
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"slices"
-	"strconv"
-	"sync/atomic"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/engine"
-	"github.com/streamgroup/streamgroup/internal/redischeck"
-	"github.com/streamgroup/streamgroup/internal/rediserr"
-	"github.com/streamgroup/streamgroup/stream"
+	"github.com/streamgroup/streamgroup/internal/listsrc"
 )
 
 // Consumer handles the jobs of one or more Redis lists with a
@@ -26,8 +17,8 @@ import (
 // documentation. A Consumer is single-use: call [Consumer.Run] once. Its
 // methods are safe for concurrent use. The zero value is not usable.
 type Consumer struct {
-	eng  *engine.Engine
-	base *lists
+	eng *engine.Engine
+	src listsrc.Source
 }
 
 // NewReliableConsumer returns a consumer named consumer that moves jobs
@@ -42,15 +33,7 @@ type Consumer struct {
 // negative or inconsistent options) give an error wrapping
 // [ErrInvalidOptions]. The consumer never closes rdb.
 func NewReliableConsumer(rdb redis.UniversalClient, queues []string, consumer string, h handler.Handler, opts *Options) (*Consumer, error) {
-	l, ecfg, err := newLists(rdb, queues, consumer, true, h, opts)
-	if err != nil {
-		return nil, err
-	}
-	s := &reliableSource{lists: l, held: make(map[string]int)}
-	for _, q := range queues {
-		l.typeKeys = append(l.typeKeys, ProcessingKey(q, consumer))
-	}
-	return &Consumer{eng: engine.New(s, ecfg), base: l}, nil
+	return newConsumer(opts.configs(rdb, queues, consumer, true, h))
 }
 
 // NewSimpleConsumer returns a consumer that pops jobs from queues (BRPOP,
@@ -62,11 +45,26 @@ func NewReliableConsumer(rdb redis.UniversalClient, queues []string, consumer st
 // Invalid arguments give an error wrapping [ErrInvalidOptions]. The
 // consumer never closes rdb.
 func NewSimpleConsumer(rdb redis.UniversalClient, queues []string, h handler.Handler, opts *Options) (*Consumer, error) {
-	l, ecfg, err := newLists(rdb, queues, "", false, h, opts)
+	return newConsumer(opts.configs(rdb, queues, "", false, h))
+}
+
+// newConsumer checks the configurations (the list source's arguments and
+// options, the engine's, then the Redis Cluster slots) and builds the
+// consumer.
+func newConsumer(ecfg engine.Config, lcfg listsrc.Config) (*Consumer, error) {
+	lcfg, err := lcfg.Normalize()
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{eng: engine.New(&simpleSource{l}, ecfg), base: l}, nil
+	if ecfg, err = ecfg.Normalize(); err != nil {
+		return nil, err
+	}
+	if err := lcfg.CheckSlots(); err != nil {
+		return nil, err
+	}
+	src := listsrc.New(lcfg)
+	ecfg.Logger = src.Logger()
+	return &Consumer{eng: engine.New(src, ecfg), src: src}, nil
 }
 
 // Run consumes until ctx is cancelled, then shuts down gracefully: it stops
@@ -82,204 +80,17 @@ func (c *Consumer) Run(ctx context.Context) error { return c.eng.Run(ctx) }
 
 // Stats returns a snapshot of the consumer's counters.
 func (c *Consumer) Stats() Stats {
-	e := c.eng.Stats()
+	e, s := c.eng.Stats(), c.src.Stats()
 	return Stats{
 		Delivered:    e.Delivered,
 		Acked:        e.Acked,
 		Failed:       e.Failed,
 		Retried:      e.Retried,
-		Requeued:     c.base.requeued.Load(),
+		Requeued:     s.Requeued,
 		DeadLettered: e.DeadLettered,
-		Malformed:    c.base.malformed.Load(),
-		Recovered:    c.base.recovered.Load(),
+		Malformed:    s.Malformed,
+		Recovered:    s.Recovered,
 		LeaseLost:    e.LeaseLost,
 		Released:     e.Released,
 	}
-}
-
-// lists is what both list sources share: the configuration, the counters
-// only a list source knows, and the parts of engine.Source that do not
-// depend on the kind.
-type lists struct {
-	rdb        redis.UniversalClient
-	queues     []string
-	dead       []string // dead-letter list of each queue
-	consumer   string   // reliable only
-	customDead bool     // DeadLetterList was set
-	poll, ttl  time.Duration
-	log, warn  *slog.Logger // see redischeck.Loggers
-	onError    func(error)  // never nil
-	typeKeys   []string     // every list the consumer uses, checked at start
-
-	keys                           atomic.Uint64 // Delivery.Key tokens handed out
-	requeued, malformed, recovered atomic.Uint64
-	evictionChecked                bool // owned by Start
-}
-
-// start checks the maxmemory-policy (once) and the types of the keys.
-func (l *lists) start(ctx context.Context) error {
-	if !l.evictionChecked {
-		l.evictionChecked = true
-		redischeck.AtStart(ctx, l.rdb, l.warn, l.log, l.onError, "queue")
-	}
-	return l.checkTypes(ctx)
-}
-
-// checkTypes returns an error wrapping ErrNotList, naming the key, when a
-// list the consumer uses holds another type.
-func (l *lists) checkTypes(ctx context.Context) error {
-	pipe := l.rdb.Pipeline()
-	cmds := make([]*redis.StatusCmd, len(l.typeKeys))
-	for i, k := range l.typeKeys {
-		cmds[i] = pipe.Type(ctx, k)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return err
-	}
-	for i, cmd := range cmds {
-		if t := cmd.Val(); t != "list" && t != "none" {
-			return notList(l.typeKeys[i], "a "+t)
-		}
-	}
-	return nil
-}
-
-func notList(key, what string) error {
-	return fmt.Errorf("%w: key %q holds %s", ErrNotList, key, what)
-}
-
-// Classify waits out an outage or a Redis out of memory (OOM), and stops
-// on anything else, naming the key of the wrong type for WRONGTYPE.
-func (l *lists) Classify(op string, err error) (engine.Action, error) {
-	switch {
-	case errors.Is(err, ErrNotList):
-		return engine.Stop, fmt.Errorf("queue: %s: %w", op, err)
-	case rediserr.IsWrongType(err):
-		ctx, cancel := context.WithTimeout(context.Background(), engine.SettleTimeout)
-		defer cancel()
-		if terr := l.checkTypes(ctx); errors.Is(terr, ErrNotList) {
-			return engine.Stop, fmt.Errorf("queue: %s: %w", op, terr)
-		}
-		return engine.Stop, fmt.Errorf("queue: %s: %w: %w", op, ErrNotList, err)
-	case rediserr.Waitable(err):
-		return engine.Wait, nil
-	}
-	return engine.Stop, fmt.Errorf("queue: %s on %q: %w", op, l.queues, err)
-}
-
-// job is a list source's own data about a delivery (engine.Delivery.Ref);
-// a reliable source changes it under its mutex.
-type job struct {
-	q        int    // index of its queue
-	elem     string // reliable: its element in the processing list now; simple: as popped
-	plain    bool   // simple: a plain string, not rewritten
-	next     string // reliable: the element a bump being tried writes (counted as held)
-	gone     bool   // reliable: no longer counted as held
-	removing bool   // reliable: a removal was tried before: a 0 result is then no news
-}
-
-func jobOf(d *engine.Delivery) *job { return d.Ref.(*job) }
-
-// delivery makes the engine's delivery of element raw of queue qi, decoded
-// as el, whose handler sees n deliveries.
-func (l *lists) delivery(qi int, raw string, el element, n int64) *engine.Delivery {
-	d := &engine.Delivery{
-		Key: strconv.FormatUint(l.keys.Add(1), 36),
-		Msg: stream.Message{ID: el.env.ID, Stream: l.queues[qi], Values: el.env.V, Deliveries: n},
-		Ref: &job{q: qi, elem: raw, plain: el.plain},
-	}
-	if el.bad != "" {
-		d.Bad, d.Msg.Deliveries, d.Size = "malformed envelope: "+el.bad, 0, len(raw)
-		l.malformed.Add(1)
-		l.onError(fmt.Errorf("queue: malformed envelope in %q: %s", l.queues[qi], el.bad))
-	}
-	return d
-}
-
-// byQueue splits ds by queue, keeping their order.
-func (l *lists) byQueue(ds []*engine.Delivery) [][]*engine.Delivery {
-	out := make([][]*engine.Delivery, len(l.queues))
-	for _, d := range ds {
-		q := jobOf(d).q
-		out[q] = append(out[q], d)
-	}
-	return out
-}
-
-// release hands ds back with push, per queue: with now to the front (RPUSH
-// in reverse, the first of ds first in line), else to the back (LPUSH).
-func (l *lists) release(ds []*engine.Delivery, now bool, push func(qi int, qds []*engine.Delivery, dir string) (int, error)) (int, error) {
-	total := 0
-	for qi, qds := range l.byQueue(ds) {
-		if len(qds) == 0 {
-			continue
-		}
-		dir := "L"
-		if now {
-			dir = "R"
-			slices.Reverse(qds) // byQueue's own slice
-		}
-		n, err := push(qi, qds, dir)
-		if err != nil {
-			return total, err
-		}
-		total += n
-		if !now {
-			l.requeued.Add(uint64(n))
-			l.log.Info("too many retries waiting; failed jobs pushed back to the end of their queue", "queue", l.queues[qi], "count", n)
-		}
-	}
-	return total, nil
-}
-
-// scriptJob is one job in the reply of fetch.lua or pop.lua.
-type scriptJob struct {
-	q    int
-	elem string
-}
-
-// scriptJobs parses a reply of fetch.lua or pop.lua: {"", i1, e1, ...} or
-// {badKey}.
-func (l *lists) scriptJobs(res []any) ([]scriptJob, error) {
-	if len(res) == 0 {
-		return nil, errors.New("queue: empty script reply")
-	}
-	if bad, _ := res[0].(string); bad != "" {
-		return nil, notList(bad, "another type")
-	}
-	out := make([]scriptJob, 0, (len(res)-1)/2)
-	for i := 1; i+1 < len(res); i += 2 {
-		qi, ok1 := res[i].(int64)
-		elem, ok2 := res[i+1].(string)
-		if !ok1 || !ok2 || qi < 1 || int(qi) > len(l.queues) {
-			return nil, fmt.Errorf("queue: unexpected script reply element %T %T", res[i], res[i+1])
-		}
-		out = append(out, scriptJob{q: int(qi) - 1, elem: elem})
-	}
-	return out, nil
-}
-
-// fairness is the priority rule of one fetch loop (see fairEvery).
-type fairness struct{ since int }
-
-// next returns the scripts' flag: "1" when the next fetch is a fair one.
-func (f *fairness) next(queues int) string {
-	if queues > 1 && f.since >= fairEvery {
-		return "1"
-	}
-	return "0"
-}
-
-// fetched records a fetch of n jobs.
-func (f *fairness) fetched(fair string, n int) {
-	if fair == "1" {
-		f.since = 0
-	} else {
-		f.since += n
-	}
-}
-
-// seconds formats d for a blocking command's timeout argument.
-func seconds(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
 }

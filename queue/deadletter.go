@@ -5,32 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/streamgroup/streamgroup/internal/listwire"
 	"github.com/streamgroup/streamgroup/stream"
 )
-
-// deadRecord is the JSON object a consumer pushes to the dead-letter list.
-type deadRecord struct {
-	Dead     int    `json:"sgdead"`
-	Queue    string `json:"queue"`
-	ID       string `json:"id,omitempty"`
-	Consumer string `json:"consumer,omitempty"`
-	Attempts int64  `json:"attempts"`
-	Error    string `json:"error"`
-	At       int64  `json:"at"`
-	Job      string `json:"job"`
-}
-
-// encodeDead returns the record of a dead job; the engine bounds reason.
-func encodeDead(queue, consumer, id string, attempts int64, reason, jobText string) string {
-	b, err := json.Marshal(deadRecord{
-		Dead: 1, Queue: queue, ID: id, Consumer: consumer, Attempts: attempts,
-		Error: reason, At: time.Now().UnixMilli(), Job: jobText,
-	})
-	if err != nil {
-		panic("queue: encode dead letter: " + err.Error())
-	}
-	return string(b)
-}
 
 // ParseDeadLetter reads one element of a dead-letter list, a JSON record
 // (see docs/wire-format.md), into a [stream.DeadLetter]: Stream is the
@@ -45,9 +22,9 @@ func encodeDead(queue, consumer, id string, attempts int64, reason, jobText stri
 // the ID and the delivery count, so a job that had reached MaxDeliveries is
 // dead-lettered again when it is fetched, without running.
 func ParseDeadLetter(s string) (stream.DeadLetter, error) {
-	var r deadRecord
+	var r listwire.DeadRecord
 	if err := json.Unmarshal([]byte(s), &r); err != nil {
-		return stream.DeadLetter{}, fmt.Errorf("%w: invalid JSON record: %s", stream.ErrNotDeadLetter, describeJSONErr(err))
+		return stream.DeadLetter{}, fmt.Errorf("%w: invalid JSON record: %s", stream.ErrNotDeadLetter, listwire.DescribeJSONErr(err))
 	}
 	if r.Dead != 1 {
 		return stream.DeadLetter{}, fmt.Errorf("%w: no \"sgdead\":1 marker", stream.ErrNotDeadLetter)
@@ -59,8 +36,8 @@ func ParseDeadLetter(s string) (stream.DeadLetter, error) {
 	if r.At != 0 {
 		d.At = time.UnixMilli(r.At)
 	}
-	if el := decodeElement(r.Job); el.bad == "" {
-		d.Values = el.env.V
+	if el := listwire.Decode(r.Job); el.Bad == "" {
+		d.Values = el.Env.V
 	}
 	return d, nil
 }

@@ -1,8 +1,6 @@
 package queue
 
 import (
-	"cmp"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -10,7 +8,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/internal/engine"
-	"github.com/streamgroup/streamgroup/internal/redischeck"
+	"github.com/streamgroup/streamgroup/internal/listsrc"
 )
 
 // Errors a caller can act on, matched with errors.Is. The first three are
@@ -29,17 +27,11 @@ var (
 	ErrDrainTimeout = engine.ErrDrainTimeout
 	// ErrNotList is wrapped by the error Run returns, naming the key, when
 	// a queue, processing or dead-letter list holds another type.
-	ErrNotList = errors.New("queue: key is not a list")
+	ErrNotList = listsrc.ErrNotList
 )
 
 // MaxConcurrency is the largest Concurrency (and Prefetch) accepted.
 const MaxConcurrency = engine.MaxConcurrency
-
-const (
-	defaultPollInterval = time.Second
-	defaultHeartbeatTTL = 30 * time.Second
-	fairEvery           = 20 // the priority rule (see the package documentation)
-)
 
 // Options configures a consumer. A nil *Options means all defaults; the zero
 // value of every field means its default, as documented on the field. The
@@ -146,75 +138,33 @@ type Stats struct {
 	Released     uint64 // jobs handed back to their queue at shutdown (fetched and unstarted, or waiting for a retry)
 }
 
-// newLists checks the arguments and options and fills the defaults.
-func newLists(rdb redis.UniversalClient, queues []string, consumer string, reliable bool, h handler.Handler, opts *Options) (*lists, engine.Config, error) {
-	var o Options
-	if opts != nil {
-		o = *opts
+// configs maps the options onto the engine's and the list source's
+// configurations.
+func (o *Options) configs(rdb redis.UniversalClient, queues []string, consumer string, reliable bool, h handler.Handler) (engine.Config, listsrc.Config) {
+	if o == nil {
+		o = &Options{}
 	}
-	l := &lists{rdb: rdb, queues: append([]string(nil), queues...), consumer: consumer, customDead: o.DeadLetterList != "",
-		poll: cmp.Or(o.PollInterval, defaultPollInterval), ttl: cmp.Or(o.HeartbeatTTL, defaultHeartbeatTTL), onError: o.OnError}
-	fail := func(format string, args ...any) (*lists, engine.Config, error) {
-		return nil, engine.Config{}, engine.Invalid(format, args...)
-	}
-	switch {
-	case rdb == nil:
-		return fail("nil redis client")
-	case len(queues) == 0:
-		return fail("no queue")
-	case reliable && consumer == "":
-		return fail("empty consumer name")
-	case o.PollInterval < 0 || o.HeartbeatTTL < 0:
-		return fail("PollInterval and HeartbeatTTL must not be negative")
-	case l.poll < 10*time.Millisecond:
-		return fail("PollInterval %v is too small (minimum 10ms)", l.poll)
-	case l.ttl < 10*time.Millisecond:
-		return fail("HeartbeatTTL %v is too small (minimum 10ms)", l.ttl)
-	}
-	seen := map[string]bool{}
-	for _, q := range queues {
-		if q == "" {
-			return fail("empty queue name")
+	return engine.Config{
+			Handler:         h,
+			Concurrency:     o.Concurrency,
+			Prefetch:        o.Prefetch,
+			MaxBytes:        o.MaxBytes,
+			MaxDeliveries:   o.MaxDeliveries,
+			RetryBackoff:    o.RetryBackoff,
+			MaxRetryBackoff: o.MaxRetryBackoff,
+			DrainTimeout:    o.DrainTimeout,
+			OnError:         o.OnError,
+			Prefix:          "queue",
+			Noun:            "job",
+		}, listsrc.Config{
+			Client:         rdb,
+			Queues:         queues,
+			Consumer:       consumer,
+			Reliable:       reliable,
+			DeadLetterList: o.DeadLetterList,
+			PollInterval:   o.PollInterval,
+			HeartbeatTTL:   o.HeartbeatTTL,
+			Logger:         o.Logger,
+			OnError:        o.OnError,
 		}
-		if seen[q] {
-			return fail("queue %q listed twice", q)
-		}
-		seen[q] = true
-	}
-	for _, q := range queues {
-		d := cmp.Or(o.DeadLetterList, DeadLetterKey(q))
-		if seen[d] {
-			return fail("dead-letter list %q is also a queue", d)
-		}
-		l.dead = append(l.dead, d)
-	}
-	l.typeKeys = append(append([]string(nil), l.queues...), l.dead...)
-	if l.onError == nil {
-		l.onError = func(error) {}
-	}
-	var attrs []any
-	if reliable {
-		attrs = []any{"consumer", consumer}
-	}
-	l.log, l.warn = redischeck.Loggers(o.Logger, attrs...)
-	ecfg, err := engine.Config{
-		Handler:         h,
-		Concurrency:     o.Concurrency,
-		Prefetch:        o.Prefetch,
-		MaxBytes:        o.MaxBytes,
-		MaxDeliveries:   o.MaxDeliveries,
-		RetryBackoff:    o.RetryBackoff,
-		MaxRetryBackoff: o.MaxRetryBackoff,
-		DrainTimeout:    o.DrainTimeout,
-		Logger:          l.log,
-		OnError:         o.OnError,
-		Prefix:          "queue",
-		Noun:            "job",
-	}.Normalize()
-	if err == nil {
-		if _, ok := rdb.(*redis.ClusterClient); ok {
-			err = l.checkSlots(reliable)
-		}
-	}
-	return l, ecfg, err
 }

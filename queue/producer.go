@@ -10,6 +10,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/internal/argerr"
 	"github.com/streamgroup/streamgroup/internal/batcherr"
+	"github.com/streamgroup/streamgroup/internal/listwire"
 	"github.com/streamgroup/streamgroup/internal/redischeck"
 	"github.com/streamgroup/streamgroup/stream"
 )
@@ -117,7 +118,7 @@ func (p *Producer) PushBatch(ctx context.Context, jobs []map[string]any) ([]stri
 		return nil, nil
 	}
 	p.evict.Do(ctx, p.rdb, p.log) // the maxmemory-policy check, before the first push
-	ids := newIDs(len(jobs))
+	ids := listwire.NewIDs(len(jobs))
 	errs := make([]error, len(jobs))
 	var idx []int // of the jobs encoded, in order
 	var args []any
@@ -127,8 +128,8 @@ func (p *Producer) PushBatch(ctx context.Context, jobs []map[string]any) ([]stri
 			errs[i] = err
 			continue
 		}
-		env := envelope{SG: 1, ID: ids[i], V: v}
-		idx, args = append(idx, i), append(args, env.encode())
+		env := listwire.Envelope{SG: 1, ID: ids[i], V: v}
+		idx, args = append(idx, i), append(args, env.Encode())
 	}
 	pipe := p.rdb.Pipeline()
 	cmds := make([]*redis.IntCmd, 0, len(args)/maxPushArgs+1)

@@ -1,4 +1,4 @@
-package queue
+package listwire
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 	"github.com/streamgroup/streamgroup/stream"
 )
 
-func TestDecodeElement(t *testing.T) {
+func TestDecode(t *testing.T) {
 	tests := []struct {
 		raw   string
 		plain bool
@@ -35,18 +35,18 @@ func TestDecodeElement(t *testing.T) {
 		{raw: `{"sg":1,"n":3,"id":"x","v":{},"b":{"k":"/w=="}}`, id: "x", n: 3},
 	}
 	for _, tt := range tests {
-		el := decodeElement(tt.raw)
+		el := Decode(tt.raw)
 		switch {
-		case el.plain != tt.plain:
-			t.Errorf("decodeElement(%q).plain = %v; want %v", tt.raw, el.plain, tt.plain)
-		case tt.plain && el.env.V[stream.PayloadField] != tt.raw:
-			t.Errorf("decodeElement(%q) values = %v; want the string in %q", tt.raw, el.env.V, stream.PayloadField)
-		case tt.bad == "" && el.bad != "":
-			t.Errorf("decodeElement(%q) = malformed (%s); want good", tt.raw, el.bad)
-		case tt.bad != "" && !strings.Contains(el.bad, tt.bad):
-			t.Errorf("decodeElement(%q).bad = %q; want it to mention %s", tt.raw, el.bad, tt.bad)
-		case !tt.plain && tt.bad == "" && (el.env.ID != tt.id || el.env.N != tt.n):
-			t.Errorf("decodeElement(%q) = %+v; want id %q, n %d", tt.raw, el.env, tt.id, tt.n)
+		case el.Plain != tt.plain:
+			t.Errorf("Decode(%q).Plain = %v; want %v", tt.raw, el.Plain, tt.plain)
+		case tt.plain && el.Env.V[stream.PayloadField] != tt.raw:
+			t.Errorf("Decode(%q) values = %v; want the string in %q", tt.raw, el.Env.V, stream.PayloadField)
+		case tt.bad == "" && el.Bad != "":
+			t.Errorf("Decode(%q) = malformed (%s); want good", tt.raw, el.Bad)
+		case tt.bad != "" && !strings.Contains(el.Bad, tt.bad):
+			t.Errorf("Decode(%q).Bad = %q; want it to mention %s", tt.raw, el.Bad, tt.bad)
+		case !tt.plain && tt.bad == "" && (el.Env.ID != tt.id || el.Env.N != tt.n):
+			t.Errorf("Decode(%q) = %+v; want id %q, n %d", tt.raw, el.Env, tt.id, tt.n)
 		}
 	}
 }
@@ -59,14 +59,14 @@ func FuzzEnvelope(f *testing.F) {
 		if n < 0 || n > 1e14 || !utf8.ValidString(k) { // field names must be UTF-8
 			return
 		}
-		env := envelope{SG: 1, N: n, ID: "id", V: map[string]string{k: v}}
-		raw := env.encode()
-		if reason := checkCanonical(raw); reason != "" {
-			t.Fatalf("encode() = %q is not canonical: %s", raw, reason)
+		env := Envelope{SG: 1, N: n, ID: "id", V: map[string]string{k: v}}
+		raw := env.Encode()
+		if reason := CheckCanonical(raw); reason != "" {
+			t.Fatalf("Encode() = %q is not canonical: %s", raw, reason)
 		}
-		el := decodeElement(withDeliveries(raw, n+1))
-		if el.bad != "" || el.env.N != n+1 || el.env.ID != "id" || el.env.V[k] != v {
-			t.Fatalf("decode(withDeliveries(%q)) = %+v; want n=%d and the same values", raw, el, n+1)
+		el := Decode(WithDeliveries(raw, n+1))
+		if el.Bad != "" || el.Env.N != n+1 || el.Env.ID != "id" || el.Env.V[k] != v {
+			t.Fatalf("decode(WithDeliveries(%q)) = %+v; want n=%d and the same values", raw, el, n+1)
 		}
 	})
 }
@@ -88,7 +88,7 @@ func FuzzDecodeFast(f *testing.F) {
 		if !ok {
 			return
 		}
-		var slow envelope
+		var slow Envelope
 		if err := json.Unmarshal([]byte(raw), &slow); err != nil {
 			t.Fatalf("decodeFast accepted %q, which encoding/json refuses: %v", raw, err)
 		}

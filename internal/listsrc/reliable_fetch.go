@@ -1,4 +1,4 @@
-package queue
+package listsrc
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/internal/blockconn"
 	"github.com/streamgroup/streamgroup/internal/engine"
+	"github.com/streamgroup/streamgroup/internal/listwire"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 )
 
@@ -73,7 +74,7 @@ func (s *reliableSource) fetch(ctx context.Context, n int, fair string) ([]*engi
 		keys = append(keys, q, s.proc(qi), ConsumersKey(q))
 	}
 	args := []any{s.consumer, n, fair}
-	for _, id := range newIDs(n) {
+	for _, id := range listwire.NewIDs(n) {
 		args = append(args, id)
 	}
 	res, err := fetchScript.Run(ctx, s.rdb, keys, args...).Slice()
@@ -99,11 +100,11 @@ func (s *reliableSource) fetch(ctx context.Context, n int, fair string) ([]*engi
 
 // reliableDelivery decodes an element of queue qi's processing list.
 func (s *reliableSource) reliableDelivery(qi int, elem string) *engine.Delivery {
-	el := decodeElement(elem)
-	if el.plain { // only if another program wrote into the processing list
-		el.bad = "plain string in a processing list"
+	el := listwire.Decode(elem)
+	if el.Plain { // only if another program wrote into the processing list
+		el.Bad = "plain string in a processing list"
 	}
-	return s.delivery(qi, elem, el, el.env.N)
+	return s.delivery(qi, elem, el, el.Env.N)
 }
 
 // resyncLocked adopts up to n jobs in this consumer's processing lists it

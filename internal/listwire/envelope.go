@@ -1,4 +1,8 @@
-package queue
+// Package listwire is the wire format of list queue elements
+// (docs/wire-format.md, "Lists"): the job envelope, its fast decoder, job
+// IDs and the dead-letter record. The producer (package queue) writes it,
+// the list sources (internal/listsrc) read and rewrite it.
+package listwire
 
 import (
 	"crypto/rand"
@@ -7,13 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/streamgroup/streamgroup/internal/redisarg"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -27,10 +29,10 @@ const (
 	canonicalPrefix = `{"sg":1,"n":`
 )
 
-// envelope is one job as stored in a list, its fields in this order (sg, n
+// Envelope is one job as stored in a list, its fields in this order (sg, n
 // first, for the scripts): {"sg":1,"n":<deliveries>,"id":"<id>","v":{...}}.
 // Values that are not valid UTF-8 go, base64-encoded, into "b" instead of "v".
-type envelope struct {
+type Envelope struct {
 	SG int               `json:"sg"`
 	N  int64             `json:"n"`
 	ID string            `json:"id"`
@@ -38,8 +40,9 @@ type envelope struct {
 	B  map[string]string `json:"b,omitempty"`
 }
 
-func (e *envelope) encode() string {
-	w := envelope{SG: e.SG, N: e.N, ID: e.ID, V: make(map[string]string, len(e.V))}
+// Encode returns the element that stores e.
+func (e *Envelope) Encode() string {
+	w := Envelope{SG: e.SG, N: e.N, ID: e.ID, V: make(map[string]string, len(e.V))}
 	for k, v := range e.V {
 		if utf8.ValidString(v) {
 			w.V[k] = v
@@ -57,98 +60,98 @@ func (e *envelope) encode() string {
 	return string(b)
 }
 
-// element is a list element decoded: an envelope, a plain string, or
+// Element is a list element decoded: an envelope, a plain string, or
 // malformed.
-type element struct {
-	env   envelope
-	plain bool   // a plain string: env.V is {"payload": raw}, env.ID empty
-	bad   string // non-empty: why the envelope is malformed
+type Element struct {
+	Env   Envelope
+	Plain bool   // a plain string: Env.V is {"payload": raw}, Env.ID empty
+	Bad   string // non-empty: why the envelope is malformed
 }
 
-// decodeElement classifies and decodes one list element.
-func decodeElement(raw string) element {
+// Decode classifies and decodes one list element.
+func Decode(raw string) Element {
 	if !strings.HasPrefix(raw, envelopePrefix) {
-		return element{plain: true, env: envelope{SG: 1, V: map[string]string{stream.PayloadField: raw}}}
+		return Element{Plain: true, Env: Envelope{SG: 1, V: map[string]string{stream.PayloadField: raw}}}
 	}
-	if reason := checkCanonical(raw); reason != "" {
-		return element{bad: reason}
+	if reason := CheckCanonical(raw); reason != "" {
+		return Element{Bad: reason}
 	}
 	env, ok := decodeFast(raw)
 	if !ok {
 		if err := json.Unmarshal([]byte(raw), &env); err != nil {
-			return element{bad: "invalid JSON: " + describeJSONErr(err)}
+			return Element{Bad: "invalid JSON: " + DescribeJSONErr(err)}
 		}
 	}
 	switch {
 	case env.ID == "":
-		return element{bad: `missing or empty "id"`}
+		return Element{Bad: `missing or empty "id"`}
 	case env.V == nil:
-		return element{bad: `missing "v" object`}
+		return Element{Bad: `missing "v" object`}
 	}
 	for k, v := range env.B {
 		b, err := base64.StdEncoding.DecodeString(v)
 		if err != nil {
-			return element{bad: fmt.Sprintf(`field %q of "b" is not base64`, k)}
+			return Element{Bad: fmt.Sprintf(`field %q of "b" is not base64`, k)}
 		}
 		env.V[k] = string(b)
 	}
 	env.B = nil
-	return element{env: env}
+	return Element{Env: env}
 }
 
-// decodeFast decodes an envelope written exactly as encode writes it,
-// without escapes and with valid UTF-8: what Producer writes for ordinary
-// values, decoded several times faster than by encoding/json (which spent
-// a third of a reliable consumer's CPU). Anything else, it reports false,
-// and the caller decodes with encoding/json, which it agrees with on every
-// input it accepts (FuzzDecodeFast).
-func decodeFast(raw string) (envelope, bool) {
+// decodeFast decodes an envelope written exactly as Encode writes it,
+// without escapes and with valid UTF-8: what queue.Producer writes for
+// ordinary values, decoded several times faster than by encoding/json
+// (which spent a third of a reliable consumer's CPU). Anything else, it
+// reports false, and the caller decodes with encoding/json, which it agrees
+// with on every input it accepts (FuzzDecodeFast).
+func decodeFast(raw string) (Envelope, bool) {
 	rest := raw[len(canonicalPrefix):]
 	i := digits(rest)
 	if i == 0 || i > 1 && rest[0] == '0' {
-		return envelope{}, false
+		return Envelope{}, false
 	}
 	n, err := strconv.ParseInt(rest[:i], 10, 64)
 	if err != nil {
-		return envelope{}, false
+		return Envelope{}, false
 	}
 	rest, ok := strings.CutPrefix(rest[i:], `,"id":`)
 	if !ok {
-		return envelope{}, false
+		return Envelope{}, false
 	}
 	id, rest, ok := cutString(rest)
 	if !ok {
-		return envelope{}, false
+		return Envelope{}, false
 	}
 	if rest, ok = strings.CutPrefix(rest, `,"v":{`); !ok {
-		return envelope{}, false
+		return Envelope{}, false
 	}
 	v := make(map[string]string)
 	for !strings.HasPrefix(rest, "}") {
 		var k, val string
 		if k, rest, ok = cutString(rest); !ok {
-			return envelope{}, false
+			return Envelope{}, false
 		}
 		if rest, ok = strings.CutPrefix(rest, ":"); !ok {
-			return envelope{}, false
+			return Envelope{}, false
 		}
 		if val, rest, ok = cutString(rest); !ok {
-			return envelope{}, false
+			return Envelope{}, false
 		}
 		v[k] = val
 		if next, comma := strings.CutPrefix(rest, ","); comma {
 			if strings.HasPrefix(next, "}") {
-				return envelope{}, false
+				return Envelope{}, false
 			}
 			rest = next
 		} else if !strings.HasPrefix(rest, "}") {
-			return envelope{}, false
+			return Envelope{}, false
 		}
 	}
 	if rest != "}}" {
-		return envelope{}, false // "b" follows, or something else
+		return Envelope{}, false // "b" follows, or something else
 	}
-	return envelope{SG: 1, N: n, ID: id, V: v}, true
+	return Envelope{SG: 1, N: n, ID: id, V: v}, true
 }
 
 // cutString cuts a JSON string without escapes off the front of s.
@@ -168,9 +171,9 @@ func cutString(s string) (str, rest string, ok bool) {
 	return "", "", false
 }
 
-// checkCanonical reports why raw does not start like a version-1 envelope,
+// CheckCanonical reports why raw does not start like a version-1 envelope,
 // `{"sg":1,"n":<digits>,`, or "" when it does.
-func checkCanonical(raw string) string {
+func CheckCanonical(raw string) string {
 	rest, ok := strings.CutPrefix(raw, canonicalPrefix)
 	if !ok {
 		return `envelope does not start with {"sg":1,"n":<attempts>, (unknown version or field order)`
@@ -179,6 +182,13 @@ func checkCanonical(raw string) string {
 		return `"n" is not a small non-negative integer followed by more fields`
 	}
 	return ""
+}
+
+// WithDeliveries returns the canonical envelope elem (see CheckCanonical)
+// with its delivery count set to n.
+func WithDeliveries(elem string, n int64) string {
+	rest := elem[len(canonicalPrefix):]
+	return fmt.Sprintf("%s%d%s", canonicalPrefix, n, rest[digits(rest):])
 }
 
 // digits returns the length of the run of ASCII digits s starts with.
@@ -190,8 +200,8 @@ func digits(s string) int {
 	return i
 }
 
-// describeJSONErr says what went wrong without quoting input.
-func describeJSONErr(err error) string {
+// DescribeJSONErr says what went wrong without quoting input.
+func DescribeJSONErr(err error) string {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -207,10 +217,10 @@ func describeJSONErr(err error) string {
 	return "unexpected end of input"
 }
 
-// newIDs returns n new job IDs: 12 hex digits of Unix milliseconds, then 16
+// NewIDs returns n new job IDs: 12 hex digits of Unix milliseconds, then 16
 // hex digits from crypto/rand. They sort by creation time (to the
 // millisecond) and are unique without coordination.
-func newIDs(n int) []string {
+func NewIDs(n int) []string {
 	buf := make([]byte, 8*n)
 	_, _ = rand.Read(buf) // never fails (Go ≥ 1.24)
 	ms := fmt.Sprintf("%012x", time.Now().UnixMilli())
@@ -219,30 +229,4 @@ func newIDs(n int) []string {
 		ids[i] = ms + hex.EncodeToString(buf[8*i:8*i+8])
 	}
 	return ids
-}
-
-// stringValues turns job fields into the strings Redis would store for
-// them, as go-redis writes command arguments (so a job's values read the
-// same from a list as from a stream).
-func stringValues(values map[string]any) (map[string]string, error) {
-	out := make(map[string]string, len(values))
-	for k, v := range values {
-		s, err := argString(v)
-		if err != nil {
-			return nil, fmt.Errorf("field %q: %w", k, err)
-		}
-		out[k] = s
-	}
-	return out, nil
-}
-
-// argString returns v as go-redis writes it (package redisarg), and also
-// dereferences pointers go-redis refuses (a nil one as its type's zero
-// value).
-func argString(v any) (string, error) {
-	s, err := redisarg.String(v)
-	if rv := reflect.ValueOf(v); err != nil && rv.Kind() == reflect.Pointer {
-		return argString(redisarg.Deref(v))
-	}
-	return s, err
 }

@@ -1,4 +1,4 @@
-package queue
+package listsrc
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/internal/blockconn"
 	"github.com/streamgroup/streamgroup/internal/engine"
+	"github.com/streamgroup/streamgroup/internal/listwire"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
 )
 
@@ -43,7 +44,7 @@ func (s *simpleSource) Redeliver(_ context.Context, ds []*engine.Delivery) ([]*e
 // DeadLetter pushes a record of d to the dead-letter list.
 func (s *simpleSource) DeadLetter(ctx context.Context, d *engine.Delivery, reason string) (bool, error) {
 	j := jobOf(d)
-	rec := encodeDead(s.queues[j.q], "", d.Msg.ID, d.Msg.Deliveries, reason, s.element(d))
+	rec := listwire.EncodeDead(s.queues[j.q], "", d.Msg.ID, d.Msg.Deliveries, reason, s.element(d))
 	return true, s.rdb.LPush(ctx, s.dead[j.q], rec).Err()
 }
 
@@ -73,8 +74,8 @@ func (s *simpleSource) element(d *engine.Delivery) string {
 	if j := jobOf(d); d.Bad != "" || (j.plain && d.Msg.Deliveries == 0) {
 		return j.elem
 	}
-	env := envelope{SG: 1, N: d.Msg.Deliveries, ID: d.Msg.ID, V: d.Msg.Values}
-	return env.encode()
+	env := listwire.Envelope{SG: 1, N: d.Msg.Deliveries, ID: d.Msg.ID, V: d.Msg.Values}
+	return env.Encode()
 }
 
 // simpleFetcher is a simple consumer's one fetch loop.
@@ -125,12 +126,12 @@ func (f *simpleFetcher) Fetch(ctx context.Context, n int) ([]*engine.Delivery, e
 	}
 	ds := make([]*engine.Delivery, len(jobs))
 	for i, j := range jobs {
-		el := decodeElement(j.elem)
+		el := listwire.Decode(j.elem)
 		// A plain string gets an ID, kept if the job is written back.
-		if el.plain {
-			el.env.ID = newIDs(1)[0]
+		if el.Plain {
+			el.Env.ID = listwire.NewIDs(1)[0]
 		}
-		ds[i] = s.delivery(j.q, j.elem, el, el.env.N+1)
+		ds[i] = s.delivery(j.q, j.elem, el, el.Env.N+1)
 	}
 	return ds, nil
 }

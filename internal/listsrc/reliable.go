@@ -1,8 +1,7 @@
-package queue
+package listsrc
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/internal/blockconn"
 	"github.com/streamgroup/streamgroup/internal/engine"
+	"github.com/streamgroup/streamgroup/internal/listwire"
 )
 
 // reliableSource is the engine's source for a reliable consumer: jobs move
@@ -167,7 +167,7 @@ func (s *reliableSource) Redeliver(ctx context.Context, ds []*engine.Delivery) (
 		for _, d := range qds {
 			j := jobOf(d)
 			if j.next == "" {
-				j.next = withDeliveries(j.elem, d.Msg.Deliveries+1)
+				j.next = listwire.WithDeliveries(j.elem, d.Msg.Deliveries+1)
 				s.hold(j.next)
 			}
 			args = append(args, j.elem, j.next)
@@ -202,7 +202,7 @@ func (s *reliableSource) DeadLetter(ctx context.Context, d *engine.Delivery, rea
 	s.mu.Lock()
 	elem := j.elem
 	s.mu.Unlock()
-	rec := encodeDead(s.queues[j.q], s.consumer, d.Msg.ID, d.Msg.Deliveries, reason, elem)
+	rec := listwire.EncodeDead(s.queues[j.q], s.consumer, d.Msg.ID, d.Msg.Deliveries, reason, elem)
 	n, err := s.move(ctx, j.q, s.dead[j.q], "L", []*engine.Delivery{d}, []string{rec})
 	return n == 1, err
 }
@@ -216,8 +216,8 @@ func (s *reliableSource) Release(ctx context.Context, ds []*engine.Delivery, now
 		s.mu.Lock()
 		for i, d := range qds {
 			pushed[i] = jobOf(d).elem
-			if d.Bad == "" && checkCanonical(pushed[i]) == "" {
-				pushed[i] = withDeliveries(pushed[i], d.Msg.Deliveries)
+			if d.Bad == "" && listwire.CheckCanonical(pushed[i]) == "" {
+				pushed[i] = listwire.WithDeliveries(pushed[i], d.Msg.Deliveries)
 			}
 		}
 		s.mu.Unlock()
@@ -250,11 +250,4 @@ func (s *reliableSource) move(ctx context.Context, qi int, dest, dir string, ds 
 	}
 	s.mu.Unlock()
 	return n, nil
-}
-
-// withDeliveries returns the canonical envelope elem (see checkCanonical)
-// with its delivery count set to n.
-func withDeliveries(elem string, n int64) string {
-	rest := elem[len(canonicalPrefix):]
-	return fmt.Sprintf("%s%d%s", canonicalPrefix, n, rest[digits(rest):])
 }

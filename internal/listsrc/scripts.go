@@ -1,4 +1,4 @@
-package queue
+package listsrc
 
 import (
 	_ "embed"
