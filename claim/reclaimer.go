@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/health"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/streamsrc"
 )
@@ -97,6 +98,7 @@ func NewReclaimer(rdb redis.UniversalClient, stream, grp, consumer string, h han
 	}
 	src := streamsrc.New(scfg)
 	ecfg.Logger = src.Logger()
+	ecfg.Name = "claim/" + stream + "/" + grp + "/" + consumer
 	return &Reclaimer{eng: engine.New(src, ecfg), src: src}, nil
 }
 
@@ -126,6 +128,18 @@ type Stats struct {
 	LeaseLost     uint64 // held entries another consumer took over
 	Released      uint64 // entries given back to the group at shutdown
 }
+
+// Health returns the reclaimer's health now: ready once Run has created or
+// found the group and while Redis answers; live unless Run returned an
+// error or a sweep has hung (see [health.Status] for each field). Its
+// name is "claim/stream/group/consumer". A reclaimer talks to Redis once
+// per sweep (every MinIdle/2) when it has nothing to handle, so it may
+// take that long to notice that Redis went away, or came back. Health is
+// safe for concurrent use, before, during and after Run; serve it to
+// Kubernetes with [health.Live] and [health.Ready].
+func (r *Reclaimer) Health() health.Status { return r.eng.Health() }
+
+var _ health.Checker = (*Reclaimer)(nil)
 
 // Stats returns a snapshot of the reclaimer's counters.
 func (r *Reclaimer) Stats() Stats {

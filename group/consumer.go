@@ -6,6 +6,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/health"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/streamsrc"
 )
@@ -43,6 +44,8 @@ func NewConsumer(rdb redis.UniversalClient, stream, group, consumer string, h ha
 	}
 	src := streamsrc.New(scfg)
 	ecfg.Logger = src.Logger()
+	ecfg.Name = "group/" + stream + "/" + group + "/" + consumer
+	ecfg.FetchWait = scfg.Block
 	return &Consumer{eng: engine.New(src, ecfg), src: src}, nil
 }
 
@@ -79,6 +82,16 @@ func NewConsumer(rdb redis.UniversalClient, stream, group, consumer string, h ha
 func (c *Consumer) Run(ctx context.Context) error {
 	return c.eng.Run(ctx)
 }
+
+// Health returns the consumer's health now: ready once Run has created or
+// found the group and while Redis answers; live unless Run returned an
+// error or a read has hung (see [health.Status] for each field). Its name
+// is "group/stream/group/consumer". Health is safe for concurrent use,
+// before, during and after Run; serve it to Kubernetes with [health.Live]
+// and [health.Ready].
+func (c *Consumer) Health() health.Status { return c.eng.Health() }
+
+var _ health.Checker = (*Consumer)(nil)
 
 // Stats returns a snapshot of the consumer's counters.
 func (c *Consumer) Stats() Stats {

@@ -59,6 +59,11 @@
 // UNBLOCK): with nothing in flight Run returns within milliseconds, not
 // after Block.
 //
+// [Consumer.Health] reports, at any time, whether the consumer is ready
+// (started, its group present, Redis answering, not draining) and live
+// (Run has not returned an error, no read has hung); package health serves
+// it as /readyz and /livez probes.
+//
 // # Connections
 //
 // The Redis client is the caller's: a Consumer never closes it, and many

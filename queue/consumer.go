@@ -2,10 +2,12 @@ package queue
 
 import (
 	"context"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/health"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/listsrc"
 )
@@ -64,6 +66,8 @@ func newConsumer(ecfg engine.Config, lcfg listsrc.Config) (*Consumer, error) {
 	}
 	src := listsrc.New(lcfg)
 	ecfg.Logger = src.Logger()
+	ecfg.Name = healthName(lcfg.Queues, lcfg.Consumer)
+	ecfg.FetchWait = lcfg.PollInterval
 	return &Consumer{eng: engine.New(src, ecfg), src: src}, nil
 }
 
@@ -77,6 +81,26 @@ func newConsumer(ecfg engine.Config, lcfg listsrc.Config) (*Consumer, error) {
 // wrong type ([ErrNotList], naming the key), a missing permission. A
 // second call returns [ErrAlreadyRun]. docs/semantics.md has the details.
 func (c *Consumer) Run(ctx context.Context) error { return c.eng.Run(ctx) }
+
+// Health returns the consumer's health now: ready once Run has checked its
+// keys and while Redis answers; live unless Run returned an error or a
+// fetch has hung (see [health.Status] for each field). Its name is
+// "queue/" and the queues joined by commas, then "/" and the consumer name
+// for a reliable consumer. GroupMissing is always false. Health is safe for
+// concurrent use, before, during and after Run; serve it to Kubernetes
+// with [health.Live] and [health.Ready].
+func (c *Consumer) Health() health.Status { return c.eng.Health() }
+
+// healthName is a list consumer's health.Status.Name.
+func healthName(queues []string, consumer string) string {
+	name := "queue/" + strings.Join(queues, ",")
+	if consumer != "" {
+		name += "/" + consumer
+	}
+	return name
+}
+
+var _ health.Checker = (*Consumer)(nil)
 
 // Stats returns a snapshot of the consumer's counters.
 func (c *Consumer) Stats() Stats {

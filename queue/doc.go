@@ -67,4 +67,6 @@
 // that ignored its context past DrainTimeout ([ErrDrainTimeout]). A
 // consumer waits for jobs on a connection of its own, woken at a stop with
 // CLIENT UNBLOCK (docs/architecture.md; docs/reliability.md for the ACL).
+// [Consumer.Health] reports whether the consumer is ready and live; package
+// health serves it as /readyz and /livez probes.
 package queue

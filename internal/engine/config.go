@@ -75,6 +75,12 @@ type Config struct {
 	Prefix string
 	// Noun names a job in logs and errors: "entry", "job".
 	Noun string
+	// Name names the consumer in its health.Status.
+	Name string
+	// FetchWait is the longest a fetch blocks waiting for work (Block,
+	// PollInterval); 0 for none. A fetch or sweep in flight for longer
+	// than FetchWait plus health.WedgedAfter makes the consumer Wedged.
+	FetchWait time.Duration
 
 	adaptive bool // Prefetch was zero
 }

@@ -95,6 +95,8 @@ type Engine struct {
 
 	base     context.Context // handler contexts derive from it: Run's values, never cancelled with Run
 	handlers sync.WaitGroup
+
+	hs healthState // what Health reports (health.go)
 }
 
 // New returns an Engine running src under a normalized cfg.
@@ -112,6 +114,7 @@ func New(src Source, cfg Config) *Engine {
 		transientBackoff: backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second},
 		retryBackoff:     backoff.Policy{Base: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
 		base:             context.Background(),
+		hs:               healthState{base: time.Now()},
 	}
 	if p, ok := src.(Paced); ok {
 		p.SetPace(e)
@@ -140,10 +143,12 @@ func (e *Engine) Stats() Stats {
 // failed meanwhile, settles what finished, and stops the source. It returns
 // nil after a stop by ctx, an error wrapping ErrDrainTimeout when handlers
 // outlived DrainTimeout, and the permanent error otherwise.
-func (e *Engine) Run(ctx context.Context) error {
+func (e *Engine) Run(ctx context.Context) (err error) {
 	if !e.used.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
 	}
+	e.hs.run.Store(e.hs.stamp(time.Now()))
+	defer func() { e.hs.stop(err) }()
 	stopSrc := func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), SettleTimeout)
 		defer cancel()
@@ -205,7 +210,13 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) start(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		err := e.src.Start(ctx)
-		if err == nil || ctx.Err() != nil {
+		if err == nil {
+			now := e.hs.stamp(time.Now())
+			e.hs.started.Store(now)
+			e.hs.ok(now, false)
+			return nil
+		}
+		if ctx.Err() != nil {
 			return nil
 		}
 		if act, perr := e.src.Classify("start", err); act == Stop {
@@ -242,8 +253,11 @@ func (e *Engine) handleErr(ctx context.Context, op string, err error, attempt *i
 		if !ok {
 			return fmt.Errorf("%s: %s: %w", e.cfg.Prefix, op, err)
 		}
+		e.hs.groupMissing(err)
 		rerr := r.Repair(ctx, err)
 		if rerr == nil {
+			e.hs.groupMissing(nil)
+			e.hs.okNow()
 			*attempt = 0
 			return nil
 		}
@@ -264,6 +278,7 @@ func (e *Engine) handleErr(ctx context.Context, op string, err error, attempt *i
 
 // transient logs and reports an error that waiting can fix.
 func (e *Engine) transient(op string, err error) {
+	e.hs.failed(err)
 	e.log.Warn("redis unavailable; retrying", "op", op, "err", err)
 	e.report(fmt.Errorf("%s: %s: %w", e.cfg.Prefix, op, err))
 }

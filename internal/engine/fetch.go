@@ -25,6 +25,7 @@ func (e *Engine) fetchLoop(ctx context.Context, f Fetcher) error {
 			return nil
 		}
 	}
+	call := e.hs.loop("fetch")
 	attempt, idle, carry := 0, false, 0
 	for ctx.Err() == nil {
 		n := carry
@@ -46,7 +47,9 @@ func (e *Engine) fetchLoop(ctx context.Context, f Fetcher) error {
 			return nil
 		}
 		start := time.Now()
+		call.begin(e.hs.stamp(start))
 		ds, err := f.Fetch(ctx, want)
+		call.end()
 		if err != nil {
 			e.credits.Give(n)
 			e.unreserve(res)
@@ -56,8 +59,10 @@ func (e *Engine) fetchLoop(ctx context.Context, f Fetcher) error {
 			continue
 		}
 		attempt = 0
+		now := time.Now()
+		e.hs.ok(e.hs.stamp(now), true)
 		if len(ds) == want {
-			observe(&e.fetchNs, int64(time.Since(start))) // a fetch that did not wait
+			observe(&e.fetchNs, int64(now.Sub(start))) // a fetch that did not wait
 		}
 		idle = len(ds) < want
 		used := e.dispatchAll(ds)
@@ -124,9 +129,10 @@ func (e *Engine) unreserve(res int64) {
 // SweepInterval (with jitter). A sweep that has more to look at goes on at
 // once, within credits.
 func (e *Engine) sweepLoop(ctx context.Context, s Sweeper) error {
+	call := e.hs.loop("sweep")
 	attempt := 0
 	for {
-		if err := e.sweep(ctx, s, &attempt); err != nil {
+		if err := e.sweep(ctx, s, call, &attempt); err != nil {
 			return stopped(err)
 		}
 		if !backoff.Sleep(ctx, backoff.Jitter(s.SweepInterval(), 0.2)) {
@@ -135,7 +141,7 @@ func (e *Engine) sweepLoop(ctx context.Context, s Sweeper) error {
 	}
 }
 
-func (e *Engine) sweep(ctx context.Context, s Sweeper, attempt *int) error {
+func (e *Engine) sweep(ctx context.Context, s Sweeper, call *loopCall, attempt *int) error {
 	for {
 		// Like a fetcher, sweep once half of the prefetch fits (or
 		// Concurrency, what idle fetchers leave free).
@@ -150,15 +156,19 @@ func (e *Engine) sweep(ctx context.Context, s Sweeper, attempt *int) error {
 			return errStop
 		}
 		start := time.Now()
+		call.begin(e.hs.stamp(start))
 		ds, more, err := s.Sweep(ctx, want)
+		call.end()
 		if err != nil {
 			e.credits.Give(n)
 			e.unreserve(res)
 			return e.handleErr(ctx, "sweep", err, attempt) // then the next interval
 		}
 		*attempt = 0
+		now := time.Now()
+		e.hs.ok(e.hs.stamp(now), true)
 		if len(ds) == want {
-			observe(&e.fetchNs, int64(time.Since(start)))
+			observe(&e.fetchNs, int64(now.Sub(start)))
 		}
 		used := e.dispatchAll(ds)
 		e.unreserve(res)

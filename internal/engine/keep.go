@@ -38,9 +38,15 @@ func (e *Engine) keepLoop(ctx context.Context, k Keeper) {
 				}
 				continue
 			}
+			if act == Wait {
+				e.hs.failed(err)
+			}
 			e.log.Warn("keep-alive failed", "err", err)
 			e.report(fmt.Errorf("%s: keep-alive: %w", e.cfg.Prefix, err))
 			continue
+		}
+		if len(stale) > 0 { // a keep of nothing may not reach Redis
+			e.hs.okNow()
 		}
 		e.kept(stale, lost)
 	}

@@ -78,6 +78,7 @@ func (e *Engine) flushSettled(ctx context.Context) error {
 	err := e.src.Settle(ctx, batch)
 	if err == nil {
 		e.c.acked.Add(uint64(n))
+		e.hs.okNow()
 		e.forgetAll(batch)
 		return nil
 	}
