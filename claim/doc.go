@@ -31,4 +31,8 @@
 // package group; its sentinel errors are group's (the same values).
 //
 // Delivery is at least once, so handlers must be idempotent.
+//
+// [Options].Hook lets telemetry see each handler call with its outcome and
+// the reclaimer's events (entries reclaimed, leases lost, errors): package
+// hook.
 package claim

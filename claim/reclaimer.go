@@ -9,6 +9,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/health"
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/streamsrc"
 )
@@ -70,6 +71,11 @@ type Options struct {
 	// OnError, when not nil, is called with every error the reclaimer
 	// handles by itself. It must not block.
 	OnError func(error)
+	// Hook is told about each handler call and the reclaimer's events
+	// (entries reclaimed, handed back, leases lost, the group created,
+	// errors): see package hook. NewReclaimer asks it once for the
+	// reclaimer's hook.Consumer. Nil means none.
+	Hook hook.Hook
 }
 
 // NewReclaimer returns a reclaimer that claims entries into the consumer
@@ -95,6 +101,11 @@ func NewReclaimer(rdb redis.UniversalClient, stream, grp, consumer string, h han
 	}.Normalize()
 	if err != nil {
 		return nil, err
+	}
+	if opts.Hook != nil {
+		ecfg.Hook = opts.Hook.Consumer(hook.Target{Kind: hook.Stream, Name: stream, Group: grp,
+			Consumer: consumer, DeadLetter: scfg.DeadLetterStream, Client: rdb})
+		scfg.Hook = ecfg.Hook
 	}
 	src := streamsrc.New(scfg)
 	ecfg.Logger = src.Logger()

@@ -58,6 +58,7 @@ func (q *streamQueue) NewConsumer(t *testing.T, name string, h handler.Handler, 
 		RetryBackoff:  o.RetryBackoff,
 		DrainTimeout:  o.DrainTimeout,
 		OnError:       o.OnError,
+		Hook:          o.Hook,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/health"
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/streamsrc"
 )
@@ -41,6 +42,11 @@ func NewConsumer(rdb redis.UniversalClient, stream, group, consumer string, h ha
 	}
 	if ecfg.Concurrency == 1 {
 		scfg.Readers = 1 // one reader keeps stream order
+	}
+	if opts != nil && opts.Hook != nil {
+		ecfg.Hook = opts.Hook.Consumer(hook.Target{Kind: hook.Stream, Name: stream, Group: group,
+			Consumer: consumer, DeadLetter: scfg.DeadLetterStream, Client: rdb})
+		scfg.Hook = ecfg.Hook
 	}
 	src := streamsrc.New(scfg)
 	ecfg.Logger = src.Logger()

@@ -62,7 +62,10 @@
 // [Consumer.Health] reports, at any time, whether the consumer is ready
 // (started, its group present, Redis answering, not draining) and live
 // (Run has not returned an error, no read has hung); package health serves
-// it as /readyz and /livez probes.
+// it as /readyz and /livez probes. [Options].Hook lets telemetry see each
+// handler call with its outcome (acknowledged, retried, dead-lettered,
+// abandoned) and the consumer's events (package hook; an OpenTelemetry
+// adapter implements it, docs/observability.md).
 //
 // # Connections
 //

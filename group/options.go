@@ -7,6 +7,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/streamsrc"
 )
@@ -144,6 +145,14 @@ type Options struct {
 	// outages it retries, a group it recreates, dead-lettering that failed.
 	// It is called from the consumer's goroutines and must not block.
 	OnError func(error)
+
+	// Hook is told about each handler call (Start before it, End with
+	// the outcome: acknowledged, retried, dead-lettered or abandoned) and
+	// about the consumer's events (entries read, reclaimed, handed back,
+	// leases lost, the group created, every error OnError gets): see
+	// package hook. NewConsumer asks it once for the consumer's
+	// hook.Consumer. Nil means none, at the cost of a nil check per event.
+	Hook hook.Hook
 }
 
 // Stats is a snapshot of a consumer's counters since Run started: a plain

@@ -65,11 +65,16 @@ type Target struct {
 	// Group is the consumer group; empty for list queues and producers.
 	Group string
 	// Consumer is the consumer's name within its group or queue; empty
-	// for producers.
+	// for producers and simple list consumers (which have no name).
 	Consumer string
 	// DeadLetter is the key of the dead-letter stream (streams) or list
 	// (queues) of a consumer; empty for producers.
 	DeadLetter string
+	// Queues and DeadLetters are, for a list consumer, every queue it
+	// takes jobs from (in priority order) and the dead-letter list of
+	// each: Name and DeadLetter are the first of each. Nil for streams and
+	// producers.
+	Queues, DeadLetters []string
 	// Client is the client the producer or consumer uses, so that a hook
 	// can read the target's state from Redis (its backlog, say). The hook
 	// must not close it.
@@ -79,9 +84,14 @@ type Target struct {
 // Producer is told about the publishes of one producer.
 type Producer interface {
 	// Publish is called before a publish (one add or push, or one batch)
-	// sends its entries. It returns the context handed to Published (ctx
+	// sends its entries, from the publishing goroutine. It returns the
+	// context the publish is sent with and Published is handed (ctx
 	// itself, or one carrying a span), and may add fields to every entry
-	// of the publish with [Publish.Set]: the W3C trace context, say.
+	// of the publish with [Publish.Set]: the W3C trace context, say. Every
+	// Publish is followed by exactly one Published, also for a publish
+	// that fails before anything is sent (an invalid entry, a payload the
+	// codec refused); a batch of no entries publishes nothing and calls
+	// neither.
 	Publish(ctx context.Context, p *Publish) context.Context
 	// Published is called once the publish returned, with p's IDs and Err
 	// filled in.
@@ -91,7 +101,8 @@ type Producer interface {
 // Publish describes one publish: one single add or push, or one batch.
 // The producer owns it; a hook must not keep it past Published.
 type Publish struct {
-	// Count is the number of entries the publish sends.
+	// Count is the number of entries of the publish (of the batch, the
+	// invalid ones included).
 	Count int
 	// IDs holds, in Published, the ID of each entry, in order ("" for an
 	// entry that failed).
@@ -104,16 +115,22 @@ type Publish struct {
 	fields []string // name, value, name, value...
 }
 
-// Set adds a field to every entry of the publish. It is only valid during
-// Producer.Publish. A field the entry already has keeps the entry's value
-// (a caller that propagates a trace context by hand wins), and a field
-// set twice keeps the last value.
+// Set adds a field to every entry of the publish (for a list job, to its
+// fields in the envelope). It is only valid during Producer.Publish. A
+// field the entry already has keeps the entry's value (a caller that
+// propagates a trace context by hand wins), and a field set twice keeps
+// the last value. The fields are ordinary fields: handlers see them in
+// Message.Values, dead letters keep them.
 func (p *Publish) Set(name, value string) {
 	for i := 0; i < len(p.fields); i += 2 {
 		if p.fields[i] == name {
 			p.fields[i+1] = value
 			return
 		}
+	}
+	if p.fields == nil {
+		// Room for the W3C trace context and baggage in one allocation.
+		p.fields = make([]string, 0, 8)
 	}
 	p.fields = append(p.fields, name, value)
 }
@@ -126,9 +143,13 @@ func (p *Publish) Fields() []string { return p.fields }
 // claim.Reclaimer, a queue.Consumer).
 type Consumer interface {
 	// Start is called from the worker goroutine before the handler gets
-	// m. The context it returns is the handler's (ctx itself, or one
-	// carrying a span). Every Start is followed by exactly one End with
-	// the context Start returned, from the same goroutine.
+	// m, or before m is dead-lettered without a handler call (see
+	// Result.Handled; ctx is then one with the values of Run's context,
+	// never cancelled). The context it returns is the handler's (ctx
+	// itself, or one derived from it carrying a span). Every Start is
+	// followed by exactly one End with the context Start returned, from
+	// the same goroutine, also when the handler panicked or called
+	// runtime.Goexit.
 	Start(ctx context.Context, m Message) context.Context
 	// End is called once the consumer decided what happens to m after
 	// its handler returned (or without a handler call: see
@@ -146,6 +167,10 @@ type Consumer interface {
 type Message struct {
 	// ID is the stream entry's ID, or the list job's.
 	ID string
+	// Name is the stream or the list queue the job came from: the
+	// target's Name, or for a list consumer of several queues the one the
+	// job came from.
+	Name string
 	// Values holds the job's fields (the trace context among them, when
 	// the producer's hook set it).
 	Values map[string]string
@@ -167,10 +192,12 @@ const (
 	// delivery, or the job was malformed or delivered more than
 	// MaxDeliveries times (Result.Handled false): it is moved to the
 	// dead-letter stream or list (a failed move is tried again until it
-	// succeeds).
+	// succeeds, or the job is handed back at shutdown).
 	DeadLettered
 	// Abandoned: another consumer took the job over while its handler ran
-	// (a lost lease), or the drain gave up on it: this consumer settles
+	// (a lost lease), the drain gave up on it, or it was found no longer
+	// this consumer's when it was to be retried or dead-lettered (taken
+	// over, or its consumer group vanished): this consumer settles
 	// nothing; the job runs again elsewhere.
 	Abandoned
 )
@@ -210,7 +237,9 @@ type EventKind uint8
 
 const (
 	// Delivered: N jobs were fetched (XREADGROUP, a list move) and queued
-	// for the handlers. Jobs taken over are reported as Reclaimed instead.
+	// for the handlers. Jobs taken over are reported as Reclaimed instead;
+	// a retry of a job the consumer holds is no new delivery (its Start
+	// shows it).
 	Delivered EventKind = iota + 1
 	// Reclaimed: N jobs abandoned by consumers that died were taken over
 	// (XAUTOCLAIM, recovery of an expired processing list).

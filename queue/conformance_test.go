@@ -75,6 +75,7 @@ func (l *listQueue) NewConsumer(t *testing.T, name string, h handler.Handler, o 
 		RetryBackoff:  o.RetryBackoff,
 		DrainTimeout:  o.DrainTimeout,
 		OnError:       o.OnError,
+		Hook:          o.Hook,
 	}
 	var c *queue.Consumer
 	var err error

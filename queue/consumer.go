@@ -2,12 +2,14 @@ package queue
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/handler"
 	"github.com/streamgroup/streamgroup/health"
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/listsrc"
 )
@@ -35,7 +37,8 @@ type Consumer struct {
 // negative or inconsistent options) give an error wrapping
 // [ErrInvalidOptions]. The consumer never closes rdb.
 func NewReliableConsumer(rdb redis.UniversalClient, queues []string, consumer string, h handler.Handler, opts *Options) (*Consumer, error) {
-	return newConsumer(opts.configs(rdb, queues, consumer, true, h))
+	ecfg, lcfg := opts.configs(rdb, queues, consumer, true, h)
+	return newConsumer(ecfg, lcfg, opts.hook())
 }
 
 // NewSimpleConsumer returns a consumer that pops jobs from queues (BRPOP,
@@ -47,13 +50,14 @@ func NewReliableConsumer(rdb redis.UniversalClient, queues []string, consumer st
 // Invalid arguments give an error wrapping [ErrInvalidOptions]. The
 // consumer never closes rdb.
 func NewSimpleConsumer(rdb redis.UniversalClient, queues []string, h handler.Handler, opts *Options) (*Consumer, error) {
-	return newConsumer(opts.configs(rdb, queues, "", false, h))
+	ecfg, lcfg := opts.configs(rdb, queues, "", false, h)
+	return newConsumer(ecfg, lcfg, opts.hook())
 }
 
 // newConsumer checks the configurations (the list source's arguments and
 // options, the engine's, then the Redis Cluster slots) and builds the
-// consumer.
-func newConsumer(ecfg engine.Config, lcfg listsrc.Config) (*Consumer, error) {
+// consumer, asking hk (if any) for its hook.Consumer.
+func newConsumer(ecfg engine.Config, lcfg listsrc.Config, hk hook.Hook) (*Consumer, error) {
 	lcfg, err := lcfg.Normalize()
 	if err != nil {
 		return nil, err
@@ -63,6 +67,12 @@ func newConsumer(ecfg engine.Config, lcfg listsrc.Config) (*Consumer, error) {
 	}
 	if err := lcfg.CheckSlots(); err != nil {
 		return nil, err
+	}
+	if hk != nil {
+		dead := lcfg.DeadLetterLists()
+		ecfg.Hook = hk.Consumer(hook.Target{Kind: hook.List, Name: lcfg.Queues[0], Consumer: lcfg.Consumer,
+			DeadLetter: dead[0], Client: lcfg.Client, Queues: slices.Clone(lcfg.Queues), DeadLetters: dead})
+		lcfg.Hook = ecfg.Hook
 	}
 	src := listsrc.New(lcfg)
 	ecfg.Logger = src.Logger()

@@ -68,5 +68,9 @@
 // consumer waits for jobs on a connection of its own, woken at a stop with
 // CLIENT UNBLOCK (docs/architecture.md; docs/reliability.md for the ACL).
 // [Consumer.Health] reports whether the consumer is ready and live; package
-// health serves it as /readyz and /livez probes.
+// health serves it as /readyz and /livez probes. [Options].Hook and
+// [ProducerOptions].Hook let telemetry see each push, each handler call
+// with its outcome, and the consumer's events (package hook); a producer's
+// hook may add fields, such as a trace context, to the jobs it pushes
+// (docs/wire-format.md).
 package queue

@@ -7,6 +7,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/listsrc"
 )
@@ -121,6 +122,15 @@ type Options struct {
 	// failed. It is called from the consumer's goroutines and must not
 	// block.
 	OnError func(error)
+
+	// Hook is told about each handler call (Start before it, End with
+	// the outcome: settled, retried, dead-lettered or abandoned) and
+	// about the consumer's events (jobs fetched, recovered, handed back,
+	// jobs lost with an expired heartbeat, every error OnError gets): see
+	// package hook. The constructors ask it once for the consumer's
+	// hook.Consumer, whose target names every queue. Nil means none, at
+	// the cost of a nil check per event.
+	Hook hook.Hook
 }
 
 // Stats is a snapshot of a consumer's counters since Run started: a plain
@@ -136,6 +146,14 @@ type Stats struct {
 	Recovered    uint64 // reliable: jobs moved back to a queue from a dead consumer's (or this name's earlier) processing list
 	LeaseLost    uint64 // reliable: held jobs another consumer recovered after this consumer's heartbeat expired
 	Released     uint64 // jobs handed back to their queue at shutdown (fetched and unstarted, or waiting for a retry)
+}
+
+// hook returns o.Hook; nil for nil options.
+func (o *Options) hook() hook.Hook {
+	if o == nil {
+		return nil
+	}
+	return o.Hook
 }
 
 // configs maps the options onto the engine's and the list source's

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/argerr"
 	"github.com/streamgroup/streamgroup/internal/batcherr"
 	"github.com/streamgroup/streamgroup/internal/listwire"
@@ -28,6 +29,14 @@ type ProducerOptions struct {
 	// Info, that it could not be checked (CONFIG GET refused). Nil means
 	// [slog.Default] (as it is when the check runs).
 	Logger *slog.Logger
+
+	// Hook is told about every push (Publish before it, Published after,
+	// one pair per call: [Producer.PushBatch] is one publish of all its
+	// jobs), and may add fields to the jobs, such as a trace context: they
+	// go into each job's fields in its envelope (see package hook and
+	// docs/wire-format.md). NewProducer asks it once for the producer's
+	// hook.Producer. Nil means none.
+	Hook hook.Hook
 }
 
 // maxPushArgs bounds the elements of one LPUSH in [Producer.PushBatch];
@@ -46,6 +55,7 @@ type Producer struct {
 	codec stream.Codec
 	log   *slog.Logger    // nil: slog.Default() when the check runs
 	evict redischeck.Once // the maxmemory-policy check, before the first push
+	hook  hook.Producer   // nil: none
 }
 
 // NewProducer returns a producer that pushes to the list queue through
@@ -62,6 +72,9 @@ func NewProducer(rdb redis.UniversalClient, queue string, opts *ProducerOptions)
 	}
 	if opts != nil {
 		p.log = opts.Logger
+		if opts.Hook != nil {
+			p.hook = opts.Hook.Producer(hook.Target{Kind: hook.List, Name: queue, Client: rdb})
+		}
 	}
 	return p, nil
 }
@@ -82,7 +95,20 @@ func (p *Producer) Queue() string { return p.queue }
 // Handlers must be idempotent in any case; set MaxRetries to -1 on the
 // producer's client to make the retry yours.
 func (p *Producer) Push(ctx context.Context, values map[string]any) (string, error) {
-	ids, err := p.PushBatch(ctx, []map[string]any{values})
+	if p.hook == nil {
+		return p.push(ctx, values, nil)
+	}
+	one := new(publishOne)
+	hctx, pub := p.publishOne(ctx, one)
+	id, err := p.push(hctx, values, pub.Fields())
+	one.ids[0] = id
+	p.published(hctx, pub, one.ids[:], err)
+	return id, err
+}
+
+// push is Push with the fields a hook added (name, value, ...).
+func (p *Producer) push(ctx context.Context, values map[string]any, extra []string) (string, error) {
+	ids, err := p.pushBatch(ctx, []map[string]any{values}, extra)
 	if be, ok := errors.AsType[*BatchError](err); ok {
 		err = be.Errs[0]
 	}
@@ -92,6 +118,33 @@ func (p *Producer) Push(ctx context.Context, values map[string]any) (string, err
 	return ids[0], nil
 }
 
+// publish tells the hook about a publish of n jobs, and returns the
+// context to send it with.
+func (p *Producer) publish(ctx context.Context, n int) (context.Context, *hook.Publish) {
+	pub := &hook.Publish{Count: n}
+	return p.hook.Publish(ctx, pub), pub
+}
+
+// publishOne is the hook.Publish of a single add and its one ID, in one
+// allocation.
+type publishOne struct {
+	pub hook.Publish
+	ids [1]string
+}
+
+// publishOne tells the hook about a publish of one entry, described in
+// one, and returns the context to send it with.
+func (p *Producer) publishOne(ctx context.Context, one *publishOne) (context.Context, *hook.Publish) {
+	one.pub.Count = 1
+	return p.hook.Publish(ctx, &one.pub), &one.pub
+}
+
+// published tells the hook how the publish went.
+func (p *Producer) published(ctx context.Context, pub *hook.Publish, ids []string, err error) {
+	pub.IDs, pub.Err = ids, err
+	p.hook.Published(ctx, pub)
+}
+
 // PushPayload pushes one job holding v encoded with the producer's codec,
 // in the fields [stream.PayloadField] and [stream.ContentTypeField], and
 // returns its ID. Handlers read it back with [stream.Decode] or
@@ -99,6 +152,10 @@ func (p *Producer) Push(ctx context.Context, values map[string]any) (string, err
 func (p *Producer) PushPayload(ctx context.Context, v any) (string, error) {
 	values, err := stream.Encode(p.codec, v)
 	if err != nil {
+		if p.hook != nil { // a publish that failed before it was sent
+			hctx, pub := p.publish(ctx, 1)
+			p.published(hctx, pub, []string{""}, err)
+		}
 		return "", err
 	}
 	return p.Push(ctx, values)
@@ -117,6 +174,18 @@ func (p *Producer) PushBatch(ctx context.Context, jobs []map[string]any) ([]stri
 	if len(jobs) == 0 {
 		return nil, nil
 	}
+	if p.hook == nil {
+		return p.pushBatch(ctx, jobs, nil)
+	}
+	hctx, pub := p.publish(ctx, len(jobs))
+	ids, err := p.pushBatch(hctx, jobs, pub.Fields())
+	p.published(hctx, pub, ids, err)
+	return ids, err
+}
+
+// pushBatch is PushBatch with the fields a hook added: each job gets
+// those it does not have.
+func (p *Producer) pushBatch(ctx context.Context, jobs []map[string]any, extra []string) ([]string, error) {
 	p.evict.Do(ctx, p.rdb, p.log) // the maxmemory-policy check, before the first push
 	ids := listwire.NewIDs(len(jobs))
 	errs := make([]error, len(jobs))
@@ -127,6 +196,11 @@ func (p *Producer) PushBatch(ctx context.Context, jobs []map[string]any) ([]stri
 		if err != nil {
 			errs[i] = err
 			continue
+		}
+		for k := 0; k+1 < len(extra); k += 2 {
+			if _, ok := v[extra[k]]; !ok {
+				v[extra[k]] = extra[k+1]
+			}
 		}
 		env := listwire.Envelope{SG: 1, ID: ids[i], V: v}
 		idx, args = append(idx, i), append(args, env.Encode())

@@ -55,6 +55,10 @@
 // need no Close. Every Redis command of one producer or reader touches only
 // its stream key, so they work unchanged on Redis Cluster.
 //
+// [ProducerOptions].Hook lets telemetry see each add, and add fields (a
+// trace context, say) to the entries: ordinary fields, which the entry's
+// own fields of the same name override (docs/wire-format.md, package hook).
+//
 // Entry-range syntax needs Redis 6.2 or later (exclusive "(" bounds); the
 // safe-trim script uses XINFO GROUPS and XPENDING from Lua, tested on
 // Redis 7.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/argerr"
 	"github.com/streamgroup/streamgroup/internal/batcherr"
 	"github.com/streamgroup/streamgroup/internal/redisarg"
@@ -118,6 +119,13 @@ type ProducerOptions struct {
 	// next due trim tries again. Nil means such errors are dropped. It must
 	// be safe for concurrent use.
 	OnError func(err error)
+
+	// Hook is told about every add (Publish before it, Published after,
+	// one pair per call: [Producer.AddBatch] is one publish of all its
+	// entries), and may add fields to the entries, such as a trace
+	// context (see package hook and docs/wire-format.md). NewProducer
+	// asks it once for the producer's hook.Producer. Nil means none.
+	Hook hook.Hook
 }
 
 // Entry is one entry to add. The zero value has no fields, so adding it
@@ -153,6 +161,7 @@ type Producer struct {
 	prefix   []any           // of every XADD: see xaddPrefix
 	co       coalescer       // single adds waiting for a pipeline
 	evict    redischeck.Once // the maxmemory-policy check, before the first add
+	hook     hook.Producer   // nil: none
 }
 
 //go:embed trim.lua
@@ -212,6 +221,9 @@ func NewProducer(rdb redis.UniversalClient, stream string, opts *ProducerOptions
 	}
 	p.trimming = o.MaxLen > 0 || o.MinID != ""
 	p.prefix = p.xaddPrefix()
+	if o.Hook != nil {
+		p.hook = o.Hook.Producer(hook.Target{Kind: hook.Stream, Name: stream, Client: rdb})
+	}
 	return p, nil
 }
 
@@ -232,6 +244,10 @@ func (p *Producer) Add(ctx context.Context, values map[string]any) (string, erro
 func (p *Producer) AddPayload(ctx context.Context, v any) (string, error) {
 	values, err := Encode(p.opts.Codec, v)
 	if err != nil {
+		if p.hook != nil { // a publish that failed before it was sent
+			hctx, pub := p.publish(ctx, 1)
+			p.published(hctx, pub, []string{""}, err)
+		}
 		return "", err
 	}
 	return p.Add(ctx, values)
@@ -269,7 +285,22 @@ func (p *Producer) AddPayload(ctx context.Context, v any) (string, error) {
 // pipeline). After a network error or a deadline that expired in flight the
 // entry may or may not have been added.
 func (p *Producer) AddEntry(ctx context.Context, e Entry) (string, error) {
-	args, err := p.xaddArgs(e)
+	if p.hook == nil {
+		return p.addEntry(ctx, e, nil)
+	}
+	one := new(publishOne)
+	hctx, pub := p.publishOne(ctx, one)
+	id, err := p.addEntry(hctx, e, pub.Fields())
+	one.ids[0] = id
+	p.published(hctx, pub, one.ids[:], err)
+	return id, err
+}
+
+// addEntry is AddEntry with the fields a hook added (name, value, ...).
+// The arguments are built here, in the caller's goroutine, before the add
+// may join other callers' in a pipeline: each entry gets its own fields.
+func (p *Producer) addEntry(ctx context.Context, e Entry, extra []string) (string, error) {
+	args, err := p.xaddArgs(e, extra)
 	if err != nil {
 		return "", err
 	}
@@ -278,6 +309,33 @@ func (p *Producer) AddEntry(ctx context.Context, e Entry) (string, error) {
 		return "", p.wrap(err)
 	}
 	return p.add(ctx, args)
+}
+
+// publish tells the hook about a publish of n entries, and returns the
+// context to send it with.
+func (p *Producer) publish(ctx context.Context, n int) (context.Context, *hook.Publish) {
+	pub := &hook.Publish{Count: n}
+	return p.hook.Publish(ctx, pub), pub
+}
+
+// publishOne is the hook.Publish of a single add and its one ID, in one
+// allocation.
+type publishOne struct {
+	pub hook.Publish
+	ids [1]string
+}
+
+// publishOne tells the hook about a publish of one entry, described in
+// one, and returns the context to send it with.
+func (p *Producer) publishOne(ctx context.Context, one *publishOne) (context.Context, *hook.Publish) {
+	one.pub.Count = 1
+	return p.hook.Publish(ctx, &one.pub), &one.pub
+}
+
+// published tells the hook how the publish went.
+func (p *Producer) published(ctx context.Context, pub *hook.Publish, ids []string, err error) {
+	pub.IDs, pub.Err = ids, err
+	p.hook.Published(ctx, pub)
 }
 
 // AddBatch adds entries in order, in one pipelined round trip, and returns
@@ -295,12 +353,23 @@ func (p *Producer) AddBatch(ctx context.Context, entries []Entry) ([]string, err
 	if len(entries) == 0 {
 		return nil, nil
 	}
+	if p.hook == nil {
+		return p.addBatch(ctx, entries, nil)
+	}
+	hctx, pub := p.publish(ctx, len(entries))
+	ids, err := p.addBatch(hctx, entries, pub.Fields())
+	p.published(hctx, pub, ids, err)
+	return ids, err
+}
+
+// addBatch is AddBatch with the fields a hook added.
+func (p *Producer) addBatch(ctx context.Context, entries []Entry, extra []string) ([]string, error) {
 	ids := make([]string, len(entries))
 	errs := make([]error, len(entries))
 	args := make([][]any, 0, len(entries))
 	valid := make([]int, 0, len(entries)) // index in entries of args[k]
 	for i, e := range entries {
-		a, err := p.xaddArgs(e)
+		a, err := p.xaddArgs(e, extra)
 		if err != nil {
 			errs[i] = err
 			continue
@@ -448,7 +517,9 @@ func (p *Producer) invalid(err error) error {
 // fail every entry. The arguments are built directly (not through
 // redis.XAddArgs, which go-redis copies into a slice of its own): one
 // allocation per entry instead of three, on the path every add takes.
-func (p *Producer) xaddArgs(e Entry) ([]any, error) {
+// extra holds the fields a hook added (name, value, ...): they follow the
+// entry's own, but for those the entry has already.
+func (p *Producer) xaddArgs(e Entry, extra []string) ([]any, error) {
 	if len(e.Values) == 0 {
 		return nil, p.invalid(ErrEmptyEntry)
 	}
@@ -456,22 +527,40 @@ func (p *Producer) xaddArgs(e Entry) ([]any, error) {
 	if err != nil {
 		return nil, p.invalid(err)
 	}
-	args := make([]any, 0, len(p.prefix)+1+2*len(e.Values))
+	args := make([]any, 0, len(p.prefix)+1+2*len(e.Values)+len(extra))
 	args = append(args, p.prefix...)
 	args = append(args, id)
-	if len(e.Values) == 1 {
-		for f, v := range e.Values {
+	if len(extra) > 0 {
+		if args, err = p.appendValues(args, e.Values); err != nil {
+			return nil, err
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			if _, ok := e.Values[extra[i]]; !ok {
+				args = append(args, extra[i], extra[i+1])
+			}
+		}
+		return args, nil
+	}
+	return p.appendValues(args, e.Values)
+}
+
+// appendValues appends an entry's fields to an XADD's arguments, in the
+// order of their names.
+func (p *Producer) appendValues(args []any, values map[string]any) ([]any, error) {
+	if len(values) == 1 {
+		for f, v := range values {
 			return p.appendField(args, f, v)
 		}
 	}
 	var buf [8]string
 	fields := buf[:0]
-	for f := range e.Values {
+	for f := range values {
 		fields = append(fields, f)
 	}
 	slices.Sort(fields) // a stable field order, easier to read in redis-cli
+	var err error
 	for _, f := range fields {
-		if args, err = p.appendField(args, f, e.Values[f]); err != nil {
+		if args, err = p.appendField(args, f, values[f]); err != nil {
 			return nil, err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/argerr"
 )
 
@@ -75,6 +76,9 @@ type Config struct {
 	Prefix string
 	// Noun names a job in logs and errors: "entry", "job".
 	Noun string
+	// Hook, when not nil, is told about each handler call (Start, End)
+	// and about the consumer's events; nil costs one nil check per event.
+	Hook hook.Consumer
 	// Name names the consumer in its health.Status.
 	Name string
 	// FetchWait is the longest a fetch blocks waiting for work (Block,

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/streamgroup/streamgroup/hook"
 )
 
 // drain stops the workers once the loops that dispatch have returned.
@@ -104,5 +106,6 @@ func (e *Engine) handBack() {
 		released += n
 	}
 	e.c.released.Add(uint64(released))
+	e.event(hook.Released, released)
 	e.log.Info("handed back "+e.nouns()+" no handler ran", "count", released)
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/backoff"
 	"github.com/streamgroup/streamgroup/internal/credit"
 )
@@ -283,9 +284,22 @@ func (e *Engine) transient(op string, err error) {
 	e.report(fmt.Errorf("%s: %s: %w", e.cfg.Prefix, op, err))
 }
 
+// report hands an error the consumer handles by itself to the hook and to
+// OnError.
 func (e *Engine) report(err error) {
+	if e.cfg.Hook != nil {
+		e.cfg.Hook.Event(hook.Event{Kind: hook.Error, Err: err})
+	}
 	if e.cfg.OnError != nil {
 		e.cfg.OnError(err)
+	}
+}
+
+// event tells the hook, if any, that n jobs were delivered, reclaimed or
+// released (none: nothing to tell).
+func (e *Engine) event(kind hook.EventKind, n int) {
+	if e.cfg.Hook != nil && n > 0 {
+		e.cfg.Hook.Event(hook.Event{Kind: kind, N: n})
 	}
 }
 

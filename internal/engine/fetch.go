@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/backoff"
 )
 
@@ -67,6 +68,7 @@ func (e *Engine) fetchLoop(ctx context.Context, f Fetcher) error {
 		idle = len(ds) < want
 		used := e.dispatchAll(ds)
 		e.unreserve(res)
+		e.event(hook.Delivered, used)
 		if probe && !idle && used == want && want < n {
 			// The first job told the size of jobs: fetch what fits of
 			// the other credits now, as the fetch would have.
@@ -173,6 +175,7 @@ func (e *Engine) sweep(ctx context.Context, s Sweeper, call *loopCall, attempt *
 		used := e.dispatchAll(ds)
 		e.unreserve(res)
 		e.c.swept.Add(uint64(used))
+		e.event(hook.Reclaimed, used)
 		e.credits.Give(n - used)
 		if !more {
 			return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/streamgroup/streamgroup/hook"
 )
 
 // keepLoop keeps held jobs alive through the source (lease renewal,
@@ -74,6 +76,7 @@ func (e *Engine) kept(ds, lost []*Delivery) {
 		isLost[d] = true
 	}
 	running := 0
+	var ids []string // of the jobs lost, for the hook
 	e.mu.Lock()
 	for _, d := range ds {
 		if !isLost[d] {
@@ -88,8 +91,14 @@ func (e *Engine) kept(ds, lost []*Delivery) {
 			running++
 		}
 		e.forgetLocked(d)
+		if e.cfg.Hook != nil {
+			ids = append(ids, d.Msg.ID)
+		}
 	}
 	e.mu.Unlock()
+	for _, id := range ids {
+		e.cfg.Hook.Event(hook.Event{Kind: hook.LeaseLost, ID: id})
+	}
 	e.c.kept.Add(uint64(len(ds) - len(lost)))
 	if len(lost) > 0 {
 		e.c.leaseLost.Add(uint64(len(lost)))

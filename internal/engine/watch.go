@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/streamgroup/streamgroup/hook"
 )
 
 // The adaptive prefetch sizes what is fetched ahead from the handler time
@@ -98,6 +100,7 @@ func (e *Engine) shed(n int) {
 	e.mu.Unlock()
 	e.credits.Give(len(ds))
 	e.c.released.Add(uint64(released))
+	e.event(hook.Released, released)
 	e.log.Info("handler times jumped: handed back "+e.nouns()+" queued beyond what the workers start soon", "count", released, "handler_time", time.Duration(e.handlerNs.Load()))
 }
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -126,7 +128,7 @@ func (e *Engine) processGuarded(d *Delivery, w *workerState, timed bool) {
 			return
 		}
 		e.log.Error("handler called runtime.Goexit; counted as a failed delivery", "id", d.Msg.ID)
-		e.finish(d, errGoexit)
+		e.finish(d, w, errGoexit)
 		e.credits.Give(1)
 		e.handlers.Go(e.worker)
 	}()
@@ -143,6 +145,14 @@ type workerState struct {
 	msg    stream.Message
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+
+	// With a Hook: whether the hook's End is owed for the job in hand
+	// (Start was called), the message and context of that Start, and
+	// when the handler started.
+	hooked bool
+	hmsg   hook.Message
+	hctx   context.Context
+	hstart time.Time
 }
 
 // process runs d through the handler and acts on the outcome. The handler
@@ -158,10 +168,25 @@ func (e *Engine) process(d *Delivery, w *workerState, timed bool) {
 		if reason == "" {
 			reason = fmt.Sprintf("delivered %d times, more than MaxDeliveries (%d), without finishing: the handler crashed or stalled", d.Msg.Deliveries, e.cfg.MaxDeliveries)
 		}
+		if h := e.cfg.Hook; h != nil {
+			m := hookMessage(d)
+			hctx := cmp.Or(h.Start(e.base, m), e.base)
+			out := e.deadLetter(d, reason)
+			h.End(hctx, m, hook.Result{Outcome: out, Err: errors.New(reason)})
+			return
+		}
 		e.deadLetter(d, reason)
 		return
 	}
 	w.msg = d.Msg
+	if h := e.cfg.Hook; h != nil {
+		// Start wraps the worker's context for this job only.
+		w.hmsg = hookMessage(d)
+		w.hctx = cmp.Or(h.Start(ctx, w.hmsg), ctx)
+		w.hooked = true
+		w.hstart = time.Now()
+		ctx = w.hctx
+	}
 	var start time.Time
 	if timed {
 		start = time.Now()
@@ -170,7 +195,12 @@ func (e *Engine) process(d *Delivery, w *workerState, timed bool) {
 	if timed {
 		observe(&e.handlerNs, int64(time.Since(start)))
 	}
-	e.finish(d, err)
+	e.finish(d, w, err)
+}
+
+// hookMessage is what the hook sees of d.
+func hookMessage(d *Delivery) hook.Message {
+	return hook.Message{ID: d.Msg.ID, Name: d.Msg.Stream, Values: d.Msg.Values, Deliveries: d.Msg.Deliveries}
 }
 
 // begin moves d from queued to inHandler, giving it a context of its own
@@ -208,11 +238,25 @@ func (e *Engine) call(ctx context.Context, msg *stream.Message) (err error) {
 	return e.cfg.Handler.Handle(ctx, msg)
 }
 
-// finish acts on a handler's result: settle on success; on failure
+// finish acts on a handler's result (see decide), then tells the hook,
+// when Start was called for d, what became of it.
+func (e *Engine) finish(d *Delivery, w *workerState, err error) {
+	if !w.hooked {
+		e.decide(d, err)
+		return
+	}
+	took := time.Since(w.hstart)
+	out := e.decide(d, err)
+	hctx, m := w.hctx, w.hmsg
+	w.hooked, w.hctx, w.hmsg = false, nil, hook.Message{}
+	e.cfg.Hook.End(hctx, m, hook.Result{Outcome: out, Err: err, Duration: took, Handled: true})
+}
+
+// decide acts on a handler's result: settle on success; on failure
 // dead-letter a permanent error or the last allowed delivery, else retry
 // after a backoff. A delivery another consumer took over meanwhile, or one
-// the drain gave up on, is left alone.
-func (e *Engine) finish(d *Delivery, err error) {
+// the drain gave up on, is left alone (Abandoned).
+func (e *Engine) decide(d *Delivery, err error) hook.Outcome {
 	e.mu.Lock()
 	d.cancel = nil // the worker's: it stays for the worker's next job
 	lost := d.state != inHandler || e.abandoned.Load()
@@ -220,8 +264,11 @@ func (e *Engine) finish(d *Delivery, err error) {
 		e.settleLocked(d)
 	}
 	e.mu.Unlock()
-	if lost || err == nil {
-		return
+	if lost {
+		return hook.Abandoned
+	}
+	if err == nil {
+		return hook.Acked
 	}
 	e.c.failed.Add(1)
 	n := max(d.Msg.Deliveries, 1)
@@ -229,14 +276,14 @@ func (e *Engine) finish(d *Delivery, err error) {
 	switch {
 	case errors.Is(err, handler.ErrPermanent), errors.Is(err, stream.ErrDecode):
 		e.log.Warn("handler failed permanently", "id", d.Msg.ID, "deliveries", n, "err", err)
-		e.deadLetter(d, err.Error())
+		return e.deadLetter(d, err.Error())
 	case n >= e.cfg.MaxDeliveries:
 		e.log.Warn("handler failed on the last allowed delivery", "id", d.Msg.ID, "deliveries", n, "err", err)
-		e.deadLetter(d, err.Error())
+		return e.deadLetter(d, err.Error())
 	default:
 		delay := e.retryBackoff.Delay(int(n - 1))
 		e.log.Info("handler failed; will retry", "id", d.Msg.ID, "deliveries", n, "retry_in", delay, "err", err)
-		e.scheduleRetry(d, delay)
+		return e.scheduleRetry(d, delay)
 	}
 }
 
@@ -245,8 +292,9 @@ func (e *Engine) finish(d *Delivery, err error) {
 // whatever the error but a repair (the group vanished with the entry's
 // pending state): a dead-letter key of another type or a missing
 // permission is reported each time, until an operator fixes it. At
-// shutdown d is handed back with its delivery count.
-func (e *Engine) deadLetter(d *Delivery, reason string) {
+// shutdown d is handed back with its delivery count. It returns
+// DeadLettered, or Abandoned when d was found no longer this consumer's.
+func (e *Engine) deadLetter(d *Delivery, reason string) hook.Outcome {
 	if len(reason) > maxErrorText {
 		reason = strings.ToValidUTF8(reason[:maxErrorText], "") + "…"
 	}
@@ -258,15 +306,15 @@ func (e *Engine) deadLetter(d *Delivery, reason string) {
 		if ok {
 			e.c.deadLettered.Add(1)
 			e.log.Warn(e.cfg.Noun+" dead-lettered", "id", d.Msg.ID, "reason", reason)
-		} else {
-			e.log.Info(e.cfg.Noun+" no longer owned by this consumer; not dead-lettered", "id", d.Msg.ID)
+			return hook.DeadLettered
 		}
-		return
+		e.log.Info(e.cfg.Noun+" no longer owned by this consumer; not dead-lettered", "id", d.Msg.ID)
+		return hook.Abandoned
 	}
 	act, perr := e.src.Classify("dead-letter", err)
 	if act == Repair { // the group is gone, and the entry's pending state with it
 		e.forget(d)
-		return
+		return hook.Abandoned
 	}
 	if act == Stop {
 		err = perr // names the key or the permission
@@ -277,13 +325,15 @@ func (e *Engine) deadLetter(d *Delivery, reason string) {
 	e.report(fmt.Errorf("%s: dead-letter %s %s: %w", e.cfg.Prefix, e.cfg.Noun, d.Msg.ID, err))
 	e.log.Error("dead-lettering failed; will try again", "id", d.Msg.ID, "err", err)
 	e.mu.Lock()
-	if d.state != gone {
-		d.tries++
-		d.reason = reason
-		d.state = awaitDead
-		e.pushLocked(d, time.Now().Add(e.transientBackoff.Delay(d.tries-1)))
+	defer e.mu.Unlock()
+	if d.state == gone {
+		return hook.Abandoned
 	}
-	e.mu.Unlock()
+	d.tries++
+	d.reason = reason
+	d.state = awaitDead
+	e.pushLocked(d, time.Now().Add(e.transientBackoff.Delay(d.tries-1)))
+	return hook.DeadLettered
 }
 
 // maxRetries bounds the failed deliveries held for a retry.
@@ -292,20 +342,21 @@ func (e *Engine) maxRetries() int { return 10 * (e.cfg.Concurrency + e.cfg.Prefe
 // scheduleRetry holds a failed delivery (kept alive) until its retry is
 // due. At most maxRetries are held so: past that, it is handed back at
 // once, behind the waiting work (Release without now), so memory stays
-// bounded through a flood of failures and MaxDeliveries still holds.
-func (e *Engine) scheduleRetry(d *Delivery, delay time.Duration) {
+// bounded through a flood of failures and MaxDeliveries still holds. It
+// returns Retried, or Abandoned when d was lost meanwhile.
+func (e *Engine) scheduleRetry(d *Delivery, delay time.Duration) hook.Outcome {
 	e.c.retried.Add(1)
 	e.mu.Lock()
 	if d.state != inHandler {
 		e.mu.Unlock()
-		return
+		return hook.Abandoned
 	}
 	if e.retries < e.maxRetries() {
 		d.state = awaitRetry
 		e.retries++
 		e.pushLocked(d, time.Now().Add(delay))
 		e.mu.Unlock()
-		return
+		return hook.Retried
 	}
 	e.mu.Unlock()
 	ctx, cancel := e.settleCtx()
@@ -317,7 +368,8 @@ func (e *Engine) scheduleRetry(d *Delivery, delay time.Duration) {
 		e.retries++
 		e.pushLocked(d, time.Now().Add(delay))
 		e.mu.Unlock()
-		return
+		return hook.Retried
 	}
 	e.forget(d)
+	return hook.Retried
 }

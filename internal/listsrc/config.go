@@ -3,10 +3,12 @@ package listsrc
 import (
 	"cmp"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/keys"
 	"github.com/streamgroup/streamgroup/stream"
@@ -31,6 +33,10 @@ type Config struct {
 	HeartbeatTTL   time.Duration
 	Logger         *slog.Logger
 	OnError        func(error)
+	// Hook is the consumer's hook (the engine's Config.Hook): the errors
+	// the source reports (malformed envelopes, say) go to it too. Nil:
+	// none.
+	Hook hook.Consumer
 
 	dead []string // dead-letter list of each queue, set by Normalize
 }
@@ -76,6 +82,10 @@ func (c Config) Normalize() (Config, error) {
 	}
 	return c, nil
 }
+
+// DeadLetterLists returns the dead-letter list of each queue, in the
+// order of Queues; c must be normalized.
+func (c Config) DeadLetterLists() []string { return slices.Clone(c.dead) }
 
 // CheckSlots refuses, for a client of a Redis Cluster, queues and helper
 // keys that do not all lie in one slot: the fetch and pop scripts (and

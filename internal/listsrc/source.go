@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/listwire"
 	"github.com/streamgroup/streamgroup/internal/redischeck"
@@ -55,6 +56,14 @@ func New(cfg Config) Source {
 	l.typeKeys = append(append([]string(nil), l.queues...), l.dead...)
 	if l.onError == nil {
 		l.onError = func(error) {}
+	}
+	if hc, onError := cfg.Hook, l.onError; hc != nil {
+		// What the source reports goes to the hook too, as the engine's
+		// errors do.
+		l.onError = func(err error) {
+			hc.Event(hook.Event{Kind: hook.Error, Err: err})
+			onError(err)
+		}
 	}
 	var attrs []any
 	if cfg.Reliable {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/backoff"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/internal/keys"
@@ -60,6 +61,10 @@ type Config struct {
 	Readers          int  // XREADGROUP readers: 2, or 1 to keep stream order
 	Logger           *slog.Logger
 	OnError          func(error)
+	// Hook is the consumer's hook (the engine's Config.Hook): the source
+	// tells it when it creates the group, and the errors it reports. Nil:
+	// none.
+	Hook hook.Consumer
 }
 
 // leaseInterval is how long an entry is held before its lease is renewed:
@@ -207,7 +212,12 @@ func (s *Source) Stats() Stats {
 	return Stats{DeletedInPEL: s.deletedInPEL.Load(), GroupsCreated: s.groupsCreated.Load()}
 }
 
+// report hands an error the source handles by itself to the hook and to
+// OnError.
 func (s *Source) report(err error) {
+	if s.cfg.Hook != nil {
+		s.cfg.Hook.Event(hook.Event{Kind: hook.Error, Err: err})
+	}
 	if s.cfg.OnError != nil {
 		s.cfg.OnError(err)
 	}
@@ -217,7 +227,7 @@ func (s *Source) report(err error) {
 // logged at Warn, a refused CONFIG GET at Info, once per client), creates
 // the group unless it exists, and takes the consumer name.
 func (s *Source) Start(ctx context.Context) error {
-	redischeck.AtStart(ctx, s.rdb, s.warnLog, s.log, s.cfg.OnError, "group")
+	redischeck.AtStart(ctx, s.rdb, s.warnLog, s.log, s.report, "group")
 	if err := s.ensureGroup(ctx); err != nil {
 		return err
 	}
@@ -244,8 +254,9 @@ func (s *Source) ensureGroup(ctx context.Context) error {
 	if err == nil {
 		s.groupsCreated.Add(1)
 		s.log.Info("consumer group created", "start", s.cfg.GroupStart)
-	}
-	if err == nil {
+		if s.cfg.Hook != nil {
+			s.cfg.Hook.Event(hook.Event{Kind: hook.GroupCreated})
+		}
 		s.ensureSignals(ctx)
 	}
 	return err

@@ -16,7 +16,13 @@
 // (cause engine.ErrLeaseLost) and its result is not settled; a long handler
 // keeps its job alive; the memory bound (MaxBytes) with 256 KiB jobs. After
 // every Run, the suite checks that none of the consumer's goroutines is left
-// running (by a pprof label the consumer's goroutines inherit).
+// running (by a pprof label the consumer's goroutines inherit), and, with
+// the hook.Hook the suite passes every consumer in [Options.Hook], that
+// each handler call was one Start and exactly one End (from the worker's
+// goroutine, with the context Start returned, which the handler got); the
+// scenarios check the End outcomes (ack, retry, dead letter, abandoned on
+// a lost lease) and the events (Delivered, Released, LeaseLost, Error)
+// they cause.
 //
 // Scenarios wait for what they can observe (handler calls, dead letters,
 // counts in Redis) with a deadline; they never sleep and hope. A source
@@ -53,6 +59,7 @@
 //			MaxBytes:      o.MaxBytes,
 //			HeartbeatTTL:  o.KeepAlive,
 //			OnError:       o.OnError,
+//			Hook:          o.Hook,
 //		})
 //		if err != nil {
 //			t.Fatal(err)

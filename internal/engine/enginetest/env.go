@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -28,6 +29,7 @@ type env struct {
 
 	mu    sync.Mutex
 	calls []call
+	ends  []ending // what the consumers' hooks saw End, in order
 }
 
 // call is one handler call.
@@ -36,6 +38,7 @@ type call struct {
 	n          string // the job's "n" field
 	deliveries int64
 	cause      error // context.Cause of the handler's ctx when it returned
+	hooked     bool  // the handler's ctx is one the hook's Start returned
 }
 
 func newEnv(t *testing.T, h Harness) *env {
@@ -66,8 +69,43 @@ func numbers(n int) []string {
 // record notes a handler call; the handler's ctx is read when it returns.
 func (e *env) record(ctx context.Context, consumer string, msg *stream.Message) {
 	e.mu.Lock()
-	e.calls = append(e.calls, call{consumer: consumer, n: msg.Values["n"], deliveries: msg.Deliveries, cause: context.Cause(ctx)})
+	e.calls = append(e.calls, call{consumer: consumer, n: msg.Values["n"], deliveries: msg.Deliveries,
+		cause: context.Cause(ctx), hooked: hookStarted(ctx)})
 	e.mu.Unlock()
+}
+
+// recordEnd notes a hook's End.
+func (e *env) recordEnd(x ending) {
+	e.mu.Lock()
+	e.ends = append(e.ends, x)
+	e.mu.Unlock()
+}
+
+// outcomes returns the outcomes the hooks' Ends gave job n, in order, by
+// any consumer when consumer is "".
+func (e *env) outcomes(n, consumer string) []hook.Outcome {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var os []hook.Outcome
+	for _, x := range e.ends {
+		if x.n == n && (consumer == "" || x.consumer == consumer) {
+			os = append(os, x.r.Outcome)
+		}
+	}
+	return os
+}
+
+// endsOf returns the hooks' Ends of job n.
+func (e *env) endsOf(n string) []ending {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var xs []ending
+	for _, x := range e.ends {
+		if x.n == n {
+			xs = append(xs, x)
+		}
+	}
+	return xs
 }
 
 // callsOf returns the calls on job n, by any consumer when consumer is "".
@@ -114,6 +152,7 @@ type running struct {
 	done   chan struct{}
 	err    error
 	label  string
+	hooks  *hookCheck
 }
 
 var runs atomic.Uint64
@@ -123,10 +162,12 @@ var runs atomic.Uint64
 // is stopped by the test's cleanup if the scenario does not stop it.
 func (e *env) start(name string, h handler.Handler, o Options) *running {
 	e.t.Helper()
+	hooks := newHookCheck(e, name)
+	o.Hook = hooks
 	c := e.q.NewConsumer(e.t, name, h, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{e: e, name: name, cancel: cancel, done: make(chan struct{}),
-		label: fmt.Sprintf("%s#%d", name, runs.Add(1))}
+		label: fmt.Sprintf("%s#%d", name, runs.Add(1)), hooks: hooks}
 	go pprof.Do(ctx, pprof.Labels(labelKey, r.label), func(ctx context.Context) {
 		defer close(r.done)
 		r.err = c.Run(ctx)
@@ -175,7 +216,35 @@ func (r *running) wait() error {
 	if left != "" {
 		r.e.t.Fatalf("goroutines left running after %s's Run returned:\n%s", r.name, left)
 	}
+	r.checkHook()
 	return r.err
+}
+
+// checkHook checks, once Run returned, that the consumer's hook saw a
+// Start and exactly one End per handler call, and that each handler got
+// the context its Start returned.
+func (r *running) checkHook() {
+	r.e.t.Helper()
+	for _, p := range r.hooks.check() {
+		r.e.t.Errorf("%s's hook: %s", r.name, p)
+	}
+	calls := r.e.callsOf("", r.name)
+	for _, c := range calls {
+		if !c.hooked {
+			r.e.t.Errorf("%s: handler call %v did not get the context the hook's Start returned", r.name, c)
+		}
+	}
+	handled := 0
+	r.e.mu.Lock()
+	for _, x := range r.e.ends {
+		if x.consumer == r.name && x.r.Handled {
+			handled++
+		}
+	}
+	r.e.mu.Unlock()
+	if handled != len(calls) {
+		r.e.t.Errorf("%s's hook saw %d Ends of handler calls; the handler was called %d times", r.name, handled, len(calls))
+	}
 }
 
 // leftRunning returns the stacks of this run's goroutines (those with its

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/stream"
 )
@@ -121,7 +122,12 @@ func (q *Fake) Take(t *testing.T, consumer string, msg *stream.Message) {
 // NewConsumer returns the engine running h on a fake source of q.
 func (q *Fake) NewConsumer(t *testing.T, name string, h handler.Handler, o Options) Consumer {
 	t.Helper()
+	var hc hook.Consumer
+	if o.Hook != nil {
+		hc = o.Hook.Consumer(hook.Target{Kind: hook.List, Name: q.name, Consumer: name})
+	}
 	cfg, err := engine.Config{
+		Hook:          hc,
 		Handler:       h,
 		Concurrency:   o.Concurrency,
 		Prefetch:      o.Prefetch,

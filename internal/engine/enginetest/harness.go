@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/stream"
 )
 
@@ -112,6 +113,12 @@ type Options struct {
 	// OnError receives the errors the consumer reports (handler failures
 	// among them); nil when a scenario does not look.
 	OnError func(error)
+	// Hook is the consumer's hook (its public Options.Hook; for the
+	// engine, what Hook.Consumer returns is Config.Hook). The suite always
+	// sets it, and checks with it, in every scenario, that each handler
+	// call is one Start and exactly one End, with the context Start
+	// returned reaching the handler; a harness that drops it fails.
+	Hook hook.Hook
 }
 
 // DeadLetter is one dead-lettered job, as read back from the dead-letter

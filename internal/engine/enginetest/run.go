@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/streamgroup/streamgroup/handler"
+	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/backoff"
 	"github.com/streamgroup/streamgroup/internal/engine"
 	"github.com/streamgroup/streamgroup/stream"
@@ -126,7 +127,21 @@ func fifo(e *env) {
 	if !slices.Equal(got, ns) {
 		e.t.Errorf("handled in order %v; want %v", got, ns)
 	}
+	if n := r.hooks.count(hook.Delivered) + r.hooks.count(hook.Reclaimed); n != len(ns) {
+		e.t.Errorf("the hook's Delivered and Reclaimed events count %d jobs; want %d", n, len(ns))
+	}
+	for _, n := range ns {
+		e.wantOutcomes(n, hook.Acked)
+	}
 	e.empty()
+}
+
+// wantOutcomes checks the outcomes the hooks' Ends gave job n.
+func (e *env) wantOutcomes(n string, want ...hook.Outcome) {
+	e.t.Helper()
+	if got := e.outcomes(n, ""); !slices.Equal(got, want) {
+		e.t.Errorf("the hook's End outcomes of job %s = %v; want %v", n, got, want)
+	}
 }
 
 // loadSharing: two consumers of slow jobs each take a fair share, and
@@ -188,6 +203,13 @@ func retryThenDeadLetter(e *env) {
 	if cs := e.callsOf("flaky", ""); len(cs) != 2 {
 		e.t.Errorf("flaky job handled %d times; want 2 (one failure, one success)", len(cs))
 	}
+	e.wantOutcomes("bad", hook.Retried, hook.Retried, hook.DeadLettered)
+	e.wantOutcomes("flaky", hook.Retried, hook.Acked)
+	for _, x := range e.endsOf("bad") {
+		if x.r.Err == nil || !strings.Contains(x.r.Err.Error(), "boom on bad") || !x.r.Handled {
+			e.t.Errorf("the hook's End of job bad: %+v; want the handler's error, handled", x.r)
+		}
+	}
 	if c := e.q.Counts(e.t); c.Left() != 0 {
 		e.t.Errorf("left in Redis: %+v; want nothing", c)
 	}
@@ -204,6 +226,10 @@ func permanent(e *env) {
 	mustStop(e, r)
 	if n := len(e.callsOf("p", "")); n != 1 {
 		e.t.Errorf("permanent failure handled %d times; want 1", n)
+	}
+	e.wantOutcomes("p", hook.DeadLettered)
+	if xs := e.endsOf("p"); len(xs) == 1 && !errors.Is(xs[0].r.Err, handler.ErrPermanent) {
+		e.t.Errorf("the hook's End of job p has Err %v; want the handler's, wrapping handler.ErrPermanent", xs[0].r.Err)
 	}
 	if d := dl[0]; !strings.Contains(d.Reason, "malformed p") || (d.Deliveries != 1 && d.Deliveries != 0) {
 		e.t.Errorf("dead letter = %+v; want the handler's error after 1 delivery", d)
@@ -252,6 +278,27 @@ func panics(e *env) {
 	if pe == nil || len(pe.Stack) == 0 {
 		e.t.Errorf("OnError got %v; want a *handler.PanicError of \"kaboom always\" with its stack", errs.all())
 	}
+	e.wantOutcomes("always", hook.Retried, hook.DeadLettered)
+	e.wantOutcomes("once", hook.Retried, hook.Acked)
+	for _, x := range e.endsOf("always") {
+		if p, ok := errors.AsType[*handler.PanicError](x.r.Err); !ok || p.Value != "kaboom always" {
+			e.t.Errorf("the hook's End of job always has Err %v; want the *handler.PanicError", x.r.Err)
+		}
+	}
+	// The hook's Error events are OnError's errors.
+	hookErrs := r.hooks.eventsOf(hook.Error)
+	if len(hookErrs) != len(errs.all()) {
+		e.t.Errorf("the hook saw %d Error events; OnError got %d errors", len(hookErrs), len(errs.all()))
+	}
+	found := false
+	for _, ev := range hookErrs {
+		if p, ok := errors.AsType[*handler.PanicError](ev.Err); ok && p.Value == "kaboom always" {
+			found = true
+		}
+	}
+	if !found {
+		e.t.Errorf("the hook's Error events %v; want the *handler.PanicError of \"kaboom always\" among them", hookErrs)
+	}
 }
 
 // goexit: a handler that calls runtime.Goexit fails its delivery (retried,
@@ -273,6 +320,15 @@ func goexit(e *env) {
 	}
 	if d := dl[0]; d.Values["n"] != "exit" || !strings.Contains(d.Reason, "Goexit") {
 		e.t.Errorf("dead letter = %+v; want job exit, a reason naming Goexit", d)
+	}
+	e.wantOutcomes("exit", hook.Retried, hook.DeadLettered)
+	for _, x := range e.endsOf("exit") {
+		if x.r.Err == nil || !strings.Contains(x.r.Err.Error(), "Goexit") || !x.r.Handled {
+			e.t.Errorf("the hook's End of job exit: %+v; want an error naming Goexit, handled", x.r)
+		}
+	}
+	for _, n := range []string{"0", "1", "2"} {
+		e.wantOutcomes(n, hook.Acked)
 	}
 	if c := e.q.Counts(e.t); c.Left() != 0 {
 		e.t.Errorf("left in Redis: %+v; want nothing", c)
@@ -333,6 +389,9 @@ func gracefulDrain(e *env) {
 		if c.cause != nil {
 			e.t.Errorf("a's handler of job %s saw its ctx cancelled (%v) during a graceful drain", c.n, c.cause)
 		}
+	}
+	if n := a.hooks.count(hook.Released); n != conc {
+		e.t.Errorf("a's hook counted %d jobs Released; want the %d it fetched and did not start", n, conc)
 	}
 	for _, n := range ns {
 		if cs := e.callsOf(n, ""); len(cs) != 1 {
@@ -422,6 +481,11 @@ func handBack(e *env, counts bool) {
 	if cs := e.callsOf("block", ""); len(cs) != 1 {
 		e.t.Errorf("job block handled %d times; want once", len(cs))
 	}
+	if n := a.hooks.count(hook.Released); n != 3 {
+		e.t.Errorf("a's hook counted %d jobs Released; want 3 (fail, q1, q2)", n)
+	}
+	e.wantOutcomes("fail", hook.Retried, hook.Acked)
+	e.wantOutcomes("block", hook.Acked)
 	e.empty()
 	if !counts {
 		return
@@ -461,6 +525,10 @@ func lostLease(e *env) {
 	}
 	if c := e.q.Counts(e.t); c.Left() != 1 {
 		e.t.Errorf("left in Redis: %+v; want the taken job (its result not settled)", c)
+	}
+	e.wantOutcomes("j", hook.Abandoned)
+	if evs := a.hooks.eventsOf(hook.LeaseLost); len(evs) != 1 || evs[0].ID != msg.ID {
+		e.t.Errorf("the hook's LeaseLost events = %+v; want one, of %s", evs, msg.ID)
 	}
 	if dl := e.q.DeadLetters(e.t); len(dl) != 0 {
 		e.t.Errorf("dead letters = %+v; want none", dl)
