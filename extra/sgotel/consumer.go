@@ -20,7 +20,8 @@ import (
 type consumer struct {
 	h     *Hook
 	dests []dest // the target's stream, or each of its list queues
-	// Events carry no destination: they are counted under the first.
+	// Events carry no destination: they are counted under the target's
+	// Name (a list consumer's first queue).
 	plain []metric.AddOption // retries, reclaims, lost leases, released, groups
 	base  []attribute.KeyValue
 }
@@ -103,14 +104,27 @@ func newDest(t hook.Target, name string) dest {
 	return d
 }
 
-// destinations are the streams or queues a target consumes: its Name.
+// destinations are the streams or queues a target consumes: its Name,
+// or every queue of a list consumer, Name first.
 func destinations(t hook.Target) []string {
-	return []string{t.Name}
+	names := []string{t.Name}
+	for _, q := range t.Queues {
+		if q != t.Name {
+			names = append(names, q)
+		}
+	}
+	return names
 }
 
-// dest returns what the consumer records for the job m.
+// dest returns what the consumer records for the job m: the destination
+// it came from (a consumer has one stream, or a few list queues).
 func (c *consumer) dest(m *hook.Message) *dest {
-	return &c.dests[0]
+	for i := range c.dests {
+		if c.dests[i].name == m.Name {
+			return &c.dests[i]
+		}
+	}
+	return &c.dests[0] // no name, or one the target did not list
 }
 
 // spanKey marks the context Start returned, so that End finds the span

@@ -492,3 +492,37 @@ func TestNewNil(t *testing.T) {
 		t.Fatalf("New(nil) = %v, %v; want a Hook", h, err)
 	}
 }
+
+// A list consumer of several queues records each job under the queue it
+// came from (hook.Message.Name); events go to its first queue.
+func TestConsumerSeveralQueues(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.hook.Consumer(hook.Target{Kind: hook.List, Name: "q:high", Consumer: "host-1",
+		Queues: []string{"q:high", "q:low"}, DeadLetters: []string{"{q:high}:dead", "{q:low}:dead"}})
+	for _, name := range []string{"q:low", "q:high", "q:low", ""} {
+		m := hook.Message{ID: "1", Name: name, Deliveries: 1}
+		c.End(c.Start(context.Background(), m), m, hook.Result{Outcome: hook.Acked, Handled: true})
+	}
+	c.Event(hook.Event{Kind: hook.Released, N: 2})
+	if high, low := len(e.ended("process q:high")), len(e.ended("process q:low")); high != 2 || low != 2 {
+		t.Errorf("process spans: %d of q:high, %d of q:low; want 2 and 2 (a job without a name goes to the first)", high, low)
+	}
+	for _, s := range e.ended("process q:low") {
+		wantAttrs(t, s, map[string]string{"messaging.destination.name": "q:low"})
+	}
+	rm := e.collect()
+	for _, tc := range []struct {
+		name, queue string
+		want        int64
+	}{
+		{"messaging.client.consumed.messages", "q:high", 2},
+		{"messaging.client.consumed.messages", "q:low", 2},
+		{"streamgroup.consumer.released.messages", "q:high", 2},
+		{"streamgroup.consumer.released.messages", "q:low", 0},
+	} {
+		if n := sum(t, rm, tc.name, attribute.String("messaging.destination.name", tc.queue)); n != tc.want {
+			t.Errorf("%s of %s = %d; want %d", tc.name, tc.queue, n, tc.want)
+		}
+	}
+}
