@@ -60,6 +60,12 @@ var healthKinds = []healthKind{
 		}
 		return subject{c: r, key: key, group: grp, push: func(t *testing.T, n int) {
 			publish(t, rdb, key, n, nil)
+			// After a restart that kept no data, the reclaimer may not have
+			// recreated its group yet (it does at its next sweep): make sure
+			// it exists, from the start, before reading as the dead consumer.
+			if err := rdb.XGroupCreateMkStream(context.Background(), key, grp, "0").Err(); err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+				t.Fatal(err)
+			}
 			abandon(t, rdb, key, grp, "dead", 0)
 		}}
 	}},
