@@ -12,6 +12,7 @@ import (
 	"github.com/streamgroup/streamgroup/internal/argerr"
 	"github.com/streamgroup/streamgroup/internal/batcherr"
 	"github.com/streamgroup/streamgroup/internal/listwire"
+	"github.com/streamgroup/streamgroup/internal/publish"
 	"github.com/streamgroup/streamgroup/internal/redischeck"
 	"github.com/streamgroup/streamgroup/stream"
 )
@@ -95,15 +96,9 @@ func (p *Producer) Queue() string { return p.queue }
 // Handlers must be idempotent in any case; set MaxRetries to -1 on the
 // producer's client to make the retry yours.
 func (p *Producer) Push(ctx context.Context, values map[string]any) (string, error) {
-	if p.hook == nil {
-		return p.push(ctx, values, nil)
-	}
-	one := new(publishOne)
-	hctx, pub := p.publishOne(ctx, one)
-	id, err := p.push(hctx, values, pub.Fields())
-	one.ids[0] = id
-	p.published(hctx, pub, one.ids[:], err)
-	return id, err
+	return publish.One(ctx, p.hook, func(ctx context.Context, fields []string) (string, error) {
+		return p.push(ctx, values, fields)
+	})
 }
 
 // push is Push with the fields a hook added (name, value, ...).
@@ -118,33 +113,6 @@ func (p *Producer) push(ctx context.Context, values map[string]any, extra []stri
 	return ids[0], nil
 }
 
-// publish tells the hook about a publish of n jobs, and returns the
-// context to send it with.
-func (p *Producer) publish(ctx context.Context, n int) (context.Context, *hook.Publish) {
-	pub := &hook.Publish{Count: n}
-	return p.hook.Publish(ctx, pub), pub
-}
-
-// publishOne is the hook.Publish of a single add and its one ID, in one
-// allocation.
-type publishOne struct {
-	pub hook.Publish
-	ids [1]string
-}
-
-// publishOne tells the hook about a publish of one entry, described in
-// one, and returns the context to send it with.
-func (p *Producer) publishOne(ctx context.Context, one *publishOne) (context.Context, *hook.Publish) {
-	one.pub.Count = 1
-	return p.hook.Publish(ctx, &one.pub), &one.pub
-}
-
-// published tells the hook how the publish went.
-func (p *Producer) published(ctx context.Context, pub *hook.Publish, ids []string, err error) {
-	pub.IDs, pub.Err = ids, err
-	p.hook.Published(ctx, pub)
-}
-
 // PushPayload pushes one job holding v encoded with the producer's codec,
 // in the fields [stream.PayloadField] and [stream.ContentTypeField], and
 // returns its ID. Handlers read it back with [stream.Decode] or
@@ -152,10 +120,7 @@ func (p *Producer) published(ctx context.Context, pub *hook.Publish, ids []strin
 func (p *Producer) PushPayload(ctx context.Context, v any) (string, error) {
 	values, err := stream.Encode(p.codec, v)
 	if err != nil {
-		if p.hook != nil { // a publish that failed before it was sent
-			hctx, pub := p.publish(ctx, 1)
-			p.published(hctx, pub, []string{""}, err)
-		}
+		publish.Failed(ctx, p.hook, err)
 		return "", err
 	}
 	return p.Push(ctx, values)
@@ -174,13 +139,9 @@ func (p *Producer) PushBatch(ctx context.Context, jobs []map[string]any) ([]stri
 	if len(jobs) == 0 {
 		return nil, nil
 	}
-	if p.hook == nil {
-		return p.pushBatch(ctx, jobs, nil)
-	}
-	hctx, pub := p.publish(ctx, len(jobs))
-	ids, err := p.pushBatch(hctx, jobs, pub.Fields())
-	p.published(hctx, pub, ids, err)
-	return ids, err
+	return publish.Batch(ctx, p.hook, len(jobs), func(ctx context.Context, fields []string) ([]string, error) {
+		return p.pushBatch(ctx, jobs, fields)
+	})
 }
 
 // pushBatch is PushBatch with the fields a hook added: each job gets

@@ -17,6 +17,7 @@ import (
 	"github.com/streamgroup/streamgroup/hook"
 	"github.com/streamgroup/streamgroup/internal/argerr"
 	"github.com/streamgroup/streamgroup/internal/batcherr"
+	"github.com/streamgroup/streamgroup/internal/publish"
 	"github.com/streamgroup/streamgroup/internal/redisarg"
 	"github.com/streamgroup/streamgroup/internal/redischeck"
 	"github.com/streamgroup/streamgroup/internal/rediserr"
@@ -244,10 +245,7 @@ func (p *Producer) Add(ctx context.Context, values map[string]any) (string, erro
 func (p *Producer) AddPayload(ctx context.Context, v any) (string, error) {
 	values, err := Encode(p.opts.Codec, v)
 	if err != nil {
-		if p.hook != nil { // a publish that failed before it was sent
-			hctx, pub := p.publish(ctx, 1)
-			p.published(hctx, pub, []string{""}, err)
-		}
+		publish.Failed(ctx, p.hook, err)
 		return "", err
 	}
 	return p.Add(ctx, values)
@@ -285,15 +283,9 @@ func (p *Producer) AddPayload(ctx context.Context, v any) (string, error) {
 // pipeline). After a network error or a deadline that expired in flight the
 // entry may or may not have been added.
 func (p *Producer) AddEntry(ctx context.Context, e Entry) (string, error) {
-	if p.hook == nil {
-		return p.addEntry(ctx, e, nil)
-	}
-	one := new(publishOne)
-	hctx, pub := p.publishOne(ctx, one)
-	id, err := p.addEntry(hctx, e, pub.Fields())
-	one.ids[0] = id
-	p.published(hctx, pub, one.ids[:], err)
-	return id, err
+	return publish.One(ctx, p.hook, func(ctx context.Context, fields []string) (string, error) {
+		return p.addEntry(ctx, e, fields)
+	})
 }
 
 // addEntry is AddEntry with the fields a hook added (name, value, ...).
@@ -311,33 +303,6 @@ func (p *Producer) addEntry(ctx context.Context, e Entry, extra []string) (strin
 	return p.add(ctx, args)
 }
 
-// publish tells the hook about a publish of n entries, and returns the
-// context to send it with.
-func (p *Producer) publish(ctx context.Context, n int) (context.Context, *hook.Publish) {
-	pub := &hook.Publish{Count: n}
-	return p.hook.Publish(ctx, pub), pub
-}
-
-// publishOne is the hook.Publish of a single add and its one ID, in one
-// allocation.
-type publishOne struct {
-	pub hook.Publish
-	ids [1]string
-}
-
-// publishOne tells the hook about a publish of one entry, described in
-// one, and returns the context to send it with.
-func (p *Producer) publishOne(ctx context.Context, one *publishOne) (context.Context, *hook.Publish) {
-	one.pub.Count = 1
-	return p.hook.Publish(ctx, &one.pub), &one.pub
-}
-
-// published tells the hook how the publish went.
-func (p *Producer) published(ctx context.Context, pub *hook.Publish, ids []string, err error) {
-	pub.IDs, pub.Err = ids, err
-	p.hook.Published(ctx, pub)
-}
-
 // AddBatch adds entries in order, in one pipelined round trip, and returns
 // their IDs in the same order. It is not a transaction: entries from other
 // producers may interleave, and each entry succeeds or fails on its own.
@@ -353,13 +318,9 @@ func (p *Producer) AddBatch(ctx context.Context, entries []Entry) ([]string, err
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	if p.hook == nil {
-		return p.addBatch(ctx, entries, nil)
-	}
-	hctx, pub := p.publish(ctx, len(entries))
-	ids, err := p.addBatch(hctx, entries, pub.Fields())
-	p.published(hctx, pub, ids, err)
-	return ids, err
+	return publish.Batch(ctx, p.hook, len(entries), func(ctx context.Context, fields []string) ([]string, error) {
+		return p.addBatch(ctx, entries, fields)
+	})
 }
 
 // addBatch is AddBatch with the fields a hook added.
